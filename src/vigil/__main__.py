@@ -1,0 +1,5 @@
+"""Allow ``python -m vigil``."""
+
+from vigil.cli.main import run
+
+run()

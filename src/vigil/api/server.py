@@ -1,0 +1,64 @@
+"""``vigil serve``: the API, the syslog listeners and the ingest worker in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+import uvicorn
+
+from vigil.api.app import create_app
+from vigil.app import Vigil
+from vigil.core import logging as vlog
+from vigil.core.metrics import Registry
+from vigil.ingest.listeners import start_syslog
+from vigil.ingest.runtime import IngestRuntime
+from vigil.ingest.spool import Spool
+
+log = vlog.get("vigil.server")
+
+
+def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
+    """Migrate the state database, open the store and the spool, start the worker."""
+    vigil.db.upgrade()
+    settings = vigil.settings.ingest
+    spool = Spool(vigil.settings.spool_dir, max_pending=settings.spool_max_pending,
+                  group_commit_ms=settings.spool_group_commit_ms)
+    runtime = IngestRuntime(spool, vigil.store, vigil.db, settings, registry)
+    runtime.start()
+    return runtime
+
+
+async def serve_async(vigil: Vigil, host: str, port: int) -> None:
+    registry = Registry()
+    runtime = build_runtime(vigil, registry)
+    app = create_app(vigil, runtime, registry)
+    settings = vigil.settings.ingest
+    handles: list[Any] = []
+    if settings.syslog_enabled:
+        handles = await start_syslog(
+            runtime, settings.syslog_host, settings.syslog_port, udp=settings.syslog_udp,
+            tcp=settings.syslog_tcp, max_frame=settings.syslog_max_frame,
+            tls_cert=settings.syslog_tls_cert, tls_key=settings.syslog_tls_key)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    log.info("Vigil listening on http://%s:%s", host, port)
+    try:
+        await server.serve()
+    finally:
+        for handle in handles:
+            handle.close()
+        runtime.stop()
+        vigil.store.checkpoint()
+        vigil.close()
+
+
+def run_server(vigil: Vigil, host: str | None, port: int | None) -> None:
+    """Run until interrupted (SIGINT/SIGTERM stop gracefully)."""
+    server = vigil.settings.server
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_async(vigil, host or server.host, port if port is not None else server.port))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

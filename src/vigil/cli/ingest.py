@@ -1,0 +1,120 @@
+"""``vigil ingest`` and ``vigil tokens``: files in, bearer tokens out."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vigil.cli.common import console, render_rows, state
+from vigil.core.errors import InputError
+from vigil.core import tokens
+from vigil.core.tokens import Scope
+from vigil.ingest import deadletters
+from vigil.ingest.batches import ParseOptions
+from vigil.ingest.files import IngestSummary, ingest_inputs
+from vigil.ingest.inputs import expand
+
+tokens_app = typer.Typer(help="Bearer tokens for the HTTP collector and the API.",
+                         no_args_is_help=True)
+
+
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="Files, folders or glob patterns (.gz and .zip are opened).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f",
+                                            help="Input format (see `vigil formats`).")] = None,
+    workers: Annotated[int, typer.Option(help="Parser processes (default: one per core).")] = 0,
+    timestamp_field: Annotated[str | None, typer.Option(
+        help="Field holding the event time (JSON formats).")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="Log source product/category/service for every event.")] = None,
+    show_rejected: Annotated[bool, typer.Option(
+        "--show-rejected", help="List the dead letters instead of ingesting.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows for --show-rejected.")] = 50,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Parse files and store their events; unparseable records go to the dead letters."""
+    vigil = state(ctx)
+    if show_rejected:
+        _show_rejected(vigil.db, limit)
+        return
+    if not paths:
+        raise InputError("give at least one file, folder or glob pattern to ingest")
+    refs = expand(paths)
+    options = ParseOptions(format=fmt, batch_size=vigil.settings.ingest.batch_size,
+                           max_record=vigil.settings.ingest.max_record_bytes,
+                           timestamp_field=timestamp_field, source=source)
+    workers = workers or max(1, os.cpu_count() or 1)
+    store, db = vigil.store, vigil.db
+    with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[events]:,} records · {task.fields[rate]:,.0f}/s"),
+                  TimeElapsedColumn(), console=console, disable=quiet,
+                  transient=False) as progress:
+        task = progress.add_task("inputs", total=len(refs), events=0, rate=0.0)
+
+        def advance(records: int, finished: int) -> None:
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(task, completed=finished, events=records, rate=records / elapsed)
+
+        summary = ingest_inputs(refs, store, db, options, workers=workers, progress=advance)
+    _print_summary(summary)
+
+
+def _print_summary(summary: IngestSummary) -> None:
+    console.print(
+        f"{summary.inputs} inputs, {summary.records:,} records in {summary.seconds:.1f} s "
+        f"({summary.rate:,.0f}/s): [green]{summary.stored:,} stored[/green], "
+        f"{summary.duplicates:,} duplicates skipped, "
+        f"[{'red' if summary.rejected else 'green'}]{summary.rejected:,} rejected[/]")
+    if summary.by_source:
+        rows = sorted(summary.by_source.items(), key=lambda kv: -kv[1])
+        render_rows(["log source", "stored"], [(k, f"{v:,}") for k, v in rows], "table")
+    if summary.rejected:
+        console.print("see the rejected records with `vigil ingest --show-rejected`")
+
+
+def _show_rejected(db: object, limit: int) -> None:
+    rows = deadletters.listing(db, limit)  # type: ignore[arg-type]
+    render_rows(
+        ["id", "received", "origin", "line", "format", "size", "reason", "raw (start)"],
+        [(d.id, d.received_at.strftime("%Y-%m-%d %H:%M:%S"), d.origin, d.line, d.format, d.size,
+          d.reason, d.raw[:80].decode("utf-8", "replace")) for d in rows],
+        "table", title=f"dead letters ({deadletters.count(db)} in all)")  # type: ignore[arg-type]
+
+
+@tokens_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who uses it, e.g. 'web-frontends'.")],
+    scope: Annotated[Scope, typer.Option(help="ingest: send events; read: search events.")]
+    = Scope.INGEST,
+) -> None:
+    """Create a bearer token; it is shown once only."""
+    token = tokens.create(state(ctx).db, name, scope)
+    console.print(f"{scope.value} token for [bold]{name}[/bold] (shown once, keep it safe):")
+    typer.echo(token)
+
+
+@tokens_app.command("list")
+def token_list(ctx: typer.Context) -> None:
+    """List tokens (never the tokens themselves)."""
+    rows = [(t.id, t.name, t.scope.value, t.created_at.strftime("%Y-%m-%d %H:%M"),
+             t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")
+            for t in tokens.listing(state(ctx).db)]
+    render_rows(["id", "name", "scope", "created", "revoked"], rows, "table")
+
+
+@tokens_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument()]) -> None:
+    """Revoke a token at once."""
+    tokens.revoke(state(ctx).db, token_id)
+    console.print(f"token {token_id} revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.add_typer(tokens_app, name="tokens")

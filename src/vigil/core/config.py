@@ -1,0 +1,127 @@
+"""Configuration: defaults, then ``vigil.toml`` in the data folder, then ``VIGIL_*`` variables.
+
+Everything works with no file at all. Nested settings use ``__`` in environment variables,
+for example ``VIGIL_INGEST__SYSLOG_PORT=6514``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vigil.core.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path("vigil-data")
+CONFIG_FILE_NAME = "vigil.toml"
+
+
+class IngestSettings(BaseModel):
+    """Listeners, spool and batching."""
+
+    syslog_enabled: bool = True
+    syslog_host: str = "127.0.0.1"
+    syslog_port: int = Field(default=5514, ge=0, le=65535)
+    syslog_udp: bool = True
+    syslog_tcp: bool = True
+    syslog_tls_cert: Path | None = None
+    syslog_tls_key: Path | None = None
+    syslog_max_frame: int = Field(default=1024 * 1024, ge=1024)
+    http_max_body: int = Field(default=16 * 1024 * 1024, ge=1024)
+    batch_size: int = Field(default=20_000, ge=1)
+    batch_interval: float = Field(default=0.5, gt=0)
+    spool_max_pending: int = Field(default=2_000_000, ge=1000)
+    spool_group_commit_ms: float = Field(default=5.0, ge=0)
+    max_record_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
+class StoreSettings(BaseModel):
+    """The DuckDB event store."""
+
+    retention_days: int = Field(default=365, ge=1)
+    retention: dict[str, int] = Field(default_factory=dict)
+    memory_limit: str = "1GB"
+    threads: int = Field(default=2, ge=1)
+
+
+class ServerSettings(BaseModel):
+    """The HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    """All of Vigil's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    state_url: str | None = None
+    log_level: str = "INFO"
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @property
+    def resolved_state_url(self) -> str:
+        """The SQLAlchemy URL of the state database (SQLite in the data folder by default)."""
+        if self.state_url:
+            return self.state_url
+        return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events.duckdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Load the settings: defaults, then the data folder's ``vigil.toml``, then the environment.
+
+    ``data_dir`` (from ``--data-dir``) wins over ``VIGIL_DATA_DIR``.
+    """
+    folder = data_dir or Path(os.environ.get("VIGIL_DATA_DIR", DEFAULT_DATA_DIR))
+    file_values: dict[str, Any] = {}
+    config_path = folder / CONFIG_FILE_NAME
+    if config_path.is_file():
+        file_values = _read_toml(config_path)
+    file_values.update(overrides)
+    try:
+        settings = Settings(**file_values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+    return settings.model_copy(update={"data_dir": folder})

