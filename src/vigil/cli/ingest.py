@@ -9,8 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vigil.cli.common import console, render_rows, state
-from vigil.core.errors import InputError
 from vigil.core import tokens
+from vigil.core.errors import InputError
 from vigil.core.tokens import Scope
 from vigil.ingest import deadletters
 from vigil.ingest.batches import ParseOptions

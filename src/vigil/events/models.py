@@ -30,8 +30,8 @@ class LogSource:
     @property
     def partition(self) -> str:
         """The name of the store partition that holds events of this log source."""
-        parts = [self.product or "any", self.category or "-", self.service or "-"]
-        return "__".join(_PARTITION_UNSAFE.sub("_", p.lower()).strip("_") or "x" for p in parts)
+        parts = [self.product or "none", self.category or "none", self.service or "none"]
+        return "__".join(_PARTITION_UNSAFE.sub("_", p.lower()).strip("_") or "none" for p in parts)
 
     def __str__(self) -> str:
         return "/".join(p or "-" for p in (self.product, self.category, self.service))

@@ -66,7 +66,8 @@ WINDOWS_SERVICES: dict[str, str] = {
     "microsoft-windows-security-mitigations/user mode": "security-mitigations",
     "microsoft-windows-smbclient/security": "smbclient-security",
     "microsoft-windows-smbserver/security": "smbserver-security",
-    "microsoft-windows-terminalservices-localsessionmanager/operational": "terminalservices-localsessionmanager",
+    "microsoft-windows-terminalservices-localsessionmanager/operational":
+        "terminalservices-localsessionmanager",
     "microsoft-windows-printservice/admin": "printservice-admin",
     "microsoft-windows-printservice/operational": "printservice-operational",
     "microsoft-windows-ldap-client/debug": "ldap",
@@ -81,7 +82,8 @@ WINDOWS_SERVICES: dict[str, str] = {
     "microsoft-windows-appxpackaging/operational": "appxpackaging-om",
     "microsoft-windows-appmodel-runtime/admin": "appmodel-runtime",
     "microsoft-windows-capi2/operational": "capi2",
-    "microsoft-windows-certificateservicesclient-lifecycle-system/operational": "certificateservicesclient-lifecycle-system",
+    "microsoft-windows-certificateservicesclient-lifecycle-system/operational":
+        "certificateservicesclient-lifecycle-system",
     "microsoft-windows-kernel-shimengine/operational": "shim-engine",
     "microsoft-windows-vhdmp/operational": "vhdmp",
     "microsoft-windows-lsa/operational": "lsa-server",

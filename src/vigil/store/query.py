@@ -24,7 +24,7 @@ _TOKEN = re.compile(
     r'\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<quoted>"(?:[^"\\]|\\.)*")'
     r'|(?P<op>!=|>=|<=|=|>|<)|(?P<word>[^\s()"=<>!]+|!))'
 )
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$", re.ASCII)
 MAX_QUERY = 10_000
 
 
@@ -131,7 +131,7 @@ class _Parser:
             if self.take()[0] != "rp":
                 raise QueryError("missing ')'")
             return node
-        if kind == "rp" or kind == "op":
+        if kind in {"rp", "op"}:
             raise QueryError(f"unexpected {text!r}")
         value = _unquote(text) if kind == "quoted" else text
         nxt = self.peek()
@@ -140,7 +140,12 @@ class _Parser:
             value_kind, raw = self.take()
             if value_kind not in ("word", "quoted"):
                 raise QueryError(f"expected a value after {text}{nxt[1]}")
-            return Compare(text, nxt[1], _unquote(raw) if value_kind == "quoted" else raw)
+            compared = _unquote(raw) if value_kind == "quoted" else raw
+            if nxt[1] not in ("=", "!=") and not _NUMBER.match(compared):
+                raise QueryError(f"{text}{nxt[1]}{compared}: compare with a number")
+            return Compare(text, nxt[1], compared)
+        if kind == "word" and value.upper() in ("AND", "OR"):
+            raise QueryError(f"{value} needs a condition on each side")
         if kind == "word" and value == "*":
             return MatchAll()
         return Text(value)
@@ -191,7 +196,7 @@ class Compiler:
     def compare(self, node: Compare) -> str:
         column = self.column(node.field)
         if column is None:
-            return "TRUE" if node.op == "!=" and node.value != "*" else "FALSE"
+            return "TRUE" if node.op == "!=" else "FALSE"
         text = f"CAST({column} AS VARCHAR)"
         if node.op in ("=", "!="):
             if node.value == "*":
@@ -201,8 +206,6 @@ class Compiler:
             else:
                 condition = f"coalesce(lower({text}) = {literal(node.value.lower())}, FALSE)"
             return condition if node.op == "=" else f"NOT ({condition})"
-        if not _NUMBER.match(node.value):
-            raise QueryError(f"{node.field}{node.op}{node.value}: compare with a number")
         return f"coalesce(TRY_CAST({text} AS DOUBLE) {node.op} {node.value}, FALSE)"
 
 

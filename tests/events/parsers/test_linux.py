@@ -22,7 +22,7 @@ def ctx(**args: object) -> ParseContext:
 def auth(message: str, app: str = "sshd[42]") -> dict[str, object]:
     [event] = parse_auth([f"Jan  1 10:00:00 web01 {app}: {message}".encode()], ctx())
     assert isinstance(event, Event)
-    fields = dict(event.fields)
+    fields: dict[str, object] = dict(event.fields)
     for key in ("host", "app", "pid", "message"):
         fields.pop(key, None)
     return fields
@@ -192,6 +192,12 @@ def test_lone_eoe_and_bad_lines() -> None:
     assert all(r.format == "auditd" for r in results)
 
 
+def test_timestamp_out_of_range_is_rejected() -> None:
+    [result] = audit("type=SYSCALL msg=audit(99999999999999999999.1:1): a0=1")
+    assert isinstance(result, Rejected)
+    assert "timestamp" in result.reason
+
+
 def test_same_serial_on_another_node_is_another_event() -> None:
     events = audit("node=a " + SYSCALL, "node=b " + SYSCALL)
     assert [e.host for e in events if isinstance(e, Event)] == ["a", "b"]
@@ -202,7 +208,7 @@ def test_hex_encoded_values_are_decoded() -> None:
     msg = "msg=audit(1700000000.123:456):"
     script = hexed('echo "hi" ; id')
     lines = [
-        f"type=SYSCALL {msg} a0=41 comm={hexed('my prog')} exe={hexed('/tmp/a b')} "
+        f"type=SYSCALL {msg} a0=41 old=64 comm={hexed('my prog')} exe={hexed('/tmp/a b')} "
         f"key={hexed('k1')}01{hexed('k2')}",
         f"type=EXECVE {msg} argc=3 a0={hexed('sh')} a1=\"-c\" a2={script}",
         f"type=CWD {msg} cwd={hexed('/home/é')}",
@@ -213,6 +219,7 @@ def test_hex_encoded_values_are_decoded() -> None:
     [event] = audit(*lines)
     fields = event.fields  # type: ignore[union-attr]
     assert fields["a0"] == "41"  # SYSCALL arguments are numbers, not encoded text
+    assert fields["old"] == "64"  # so are CONFIG_CHANGE values
     assert (fields["comm"], fields["exe"]) == ("my prog", "/tmp/a b")
     assert fields["key"] == ["k1", "k2"]
     assert fields["EXECVE.a0"] == "sh"
@@ -261,6 +268,16 @@ def test_invalid_utf8_in_auditd() -> None:
     assert isinstance(event, Event)
     assert event.fields["comm"] == "l\ufffds"
     assert event.id == event_id(line)
+
+
+RECORD_LIKE = (r"\A(node=\S+ )?type=[A-Z_]{1,12} msg=audit\(\d{1,25}\.\d{1,6}:\d{1,3}\):"
+               r"( [a-z0-9\[\]_]{1,5}=(\"[^\"]*\"|'[^']*'|[0-9A-F]{0,8}|\S{0,8})){0,6}\Z")
+
+
+@given(st.lists(st.from_regex(RECORD_LIKE), max_size=8))
+def test_record_like_lines_never_raise(lines: list[str]) -> None:
+    results = list(parse_auditd([line.encode() for line in lines], ctx()))
+    assert all(isinstance(r, Event | Rejected) for r in results)
 
 
 @given(st.lists(st.binary(max_size=120), max_size=6))

@@ -124,11 +124,22 @@ def test_bad_pri_is_rejected(line: bytes) -> None:
     assert (result.origin, result.line, result.format) == ("test", 1, "syslog")
 
 
-@pytest.mark.parametrize("line", [b"<34>Feb 30 10:00:00 h a: x", b"<34>Foo 11 10:00:00 h a: x",
-                                  b"Jan  1 24:00:00 h a: x", b"<34>1 2024-02-30T00:00:00Z h a - - -",
-                                  b"<34>1 yesterday h a - - -", b"Feb 29 10:00:00 h a: x"])
+@pytest.mark.parametrize("line", [
+    b"<34>Feb 30 10:00:00 h a: x", b"<34>Foo 11 10:00:00 h a: x", b"Jan  1 24:00:00 h a: x",
+    b"<34>1 2024-02-30T00:00:00Z h a - - -", b"<34>1 yesterday h a - - -",
+    b"Feb 29 10:00:00 h a: x",  # 2024-02-29 is in the future, 2023 had none
+])
 def test_wrong_timestamp_is_rejected(line: bytes) -> None:
     [result] = parse(line)
+    assert isinstance(result, Rejected)
+    assert "timestamp" in result.reason
+
+
+@pytest.mark.parametrize("line", [b"0001-01-01T00:00:00+01:00 h a: x",
+                                  b"<13>1 0001-01-01T00:00:00+01:00 h a - - - x",
+                                  b"9999-12-31T23:59:59-01:00 h a: x"])
+def test_timestamps_out_of_range_are_rejected(line: bytes) -> None:
+    [result] = parse(line, options={"timezone": "Europe/Paris"})
     assert isinstance(result, Rejected)
     assert "timestamp" in result.reason
 
@@ -137,8 +148,7 @@ def test_garbage_is_rejected_never_raised() -> None:
     lines = [b"\x00\xff\xfe garbage", b"", b"<", b"<13>", b"<13>1", b"\x1b[31mred", b"   "]
     results = parse(*lines)
     assert len(results) == len(lines)
-    assert all(isinstance(r, Rejected) for r in results)
-    assert [r.line for r in results] == list(range(1, len(lines) + 1))
+    assert [r.line for r in results if isinstance(r, Rejected)] == list(range(1, len(lines) + 1))
 
 
 @given(st.binary(max_size=200))
@@ -147,6 +157,17 @@ def test_any_bytes_give_one_result(data: bytes) -> None:
     assert len(results) == 1
     if isinstance(results[0], Rejected):
         assert results[0].raw == data
+
+
+@given(st.from_regex(r"\A(<\d{1,3}>)?((1 \S+ )|([A-Z][a-z]{2} [ \d]\d( \d{4})? \d\d:\d\d:\d\d )"
+                     r"|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d)? ))"
+                     r"[^\n]{0,60}\Z"),
+       st.sampled_from(["UTC", "Europe/Paris", "Pacific/Kiritimati"]))
+def test_header_like_lines_give_one_result(line: str, timezone: str) -> None:
+    results = parse(line.encode(), options={"timezone": timezone})
+    assert len(results) == 1
+    if isinstance(results[0], Event):
+        assert results[0].ts.tzinfo is UTC
 
 
 def test_invalid_utf8_is_replaced_and_the_raw_bytes_kept() -> None:

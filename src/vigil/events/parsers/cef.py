@@ -12,7 +12,8 @@ LEEF 1.0 (tab-separated attributes) and 2.0 (a delimiter given in the header)::
 The field names stay those of the source (``src``, ``dst``, ``spt``, ``suser``, ``act``...),
 plus the header values (``deviceVendor``, ``deviceProduct``, ``signatureId``, ``name``...).
 Either parser accepts a line of the other format, so mixed syslog streams parse whole.
-Written here because no maintained Python library parses both with CEF's escaping rules.
+Our own code: the CEF parsers on PyPI (``cefp``, ``pourover``) are small, unmaintained for
+years and know no LEEF.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ _CEF_HEADER = re.compile(
 _LEEF_HEADER = re.compile(r"LEEF:\s*(\d+(?:\.\d+)?)\|" + (_HEADER_FIELD + r"\|") * 4, re.S)
 _LEEF_DELIMITER = re.compile(r"(0?x[0-9A-Fa-f]{2,4}|\\t|[^|=]?)\|")
 _HEADER_ESCAPE = re.compile(r"\\([|\\])")
-_EXT_KEY = re.compile(r"(?:^|(?<=\s))([A-Za-z0-9_.\[\]-]+)=")
+_EXT_KEY = re.compile(r"[A-Za-z0-9_.\[\]-]+")
+_EXT_SPLIT = re.compile(r"\s+(?=[A-Za-z0-9_.\[\]-]+=)")
 _EXT_ESCAPE = re.compile(r"\\([=\\nr|])")
 _EXT_UNESCAPED = {"=": "=", "\\": "\\", "n": "\n", "r": "\r", "|": "|"}
 _INTEGER = re.compile(r"-?\d{1,18}")
@@ -117,11 +119,12 @@ def parse_extension(text: str, unescape: bool = True) -> dict[str, str]:
     Values may hold spaces; ``\\=``, ``\\\\``, ``\\n`` and ``\\r`` are unescaped.
     """
     fields: dict[str, str] = {}
-    matches = list(_EXT_KEY.finditer(text))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        value = text[match.end():end].rstrip()
-        fields[match.group(1)] = _unescape_value(value) if unescape else value
+    for index, piece in enumerate(_EXT_SPLIT.split(text)):
+        key, sep, value = piece.partition("=")
+        if not sep or (index == 0 and not _EXT_KEY.fullmatch(key)):
+            continue  # text before the first key
+        value = value.rstrip()
+        fields[key] = _unescape_value(value) if unescape else value
     return fields
 
 
@@ -134,14 +137,16 @@ def escape_value(value: str) -> str:
 def _typed(fields: Mapping[str, str]) -> dict[str, FieldValue]:
     """Integer-typed keys become ints when they hold digits; custom labels name their values."""
     out: dict[str, FieldValue] = {}
+    labels: list[tuple[str, str]] = []
     for key, value in fields.items():
         if key in INTEGER_KEYS and _INTEGER.fullmatch(value):
             out[key] = int(value)
         else:
             out[key] = value
-    for key, label in fields.items():
-        base = key[:-5]
-        if key.endswith("Label") and base in out and label and label not in out:
+        if key.endswith("Label") and value:
+            labels.append((key[:-5], value))
+    for base, label in labels:
+        if base in out and label not in out:
             out[label] = out[base]
     return out
 

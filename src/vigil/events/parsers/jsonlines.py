@@ -14,6 +14,7 @@ import orjson
 from vigil.core.timeutil import parse_any
 from vigil.events.flatten import flatten
 from vigil.events.formats import Format, Framing, first_line, register
+from vigil.events.jsondocs import load_documents
 from vigil.events.models import Event, LogSource, ParseContext, ParseResult, Rejected, event_id
 
 TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "event_time", "date",
@@ -52,11 +53,11 @@ def parse_json_records(records: Iterable[bytes], ctx: ParseContext, fmt: str,
     """Each record a JSON object (or an array of objects, or a document of many lines)."""
     for number, record in enumerate(records, 1):
         try:
-            doc = orjson.loads(record)
-        except orjson.JSONDecodeError as exc:
+            docs = load_documents(record)
+        except ValueError as exc:
             yield Rejected(f"invalid JSON: {exc}", record, ctx.origin, number, fmt)
             continue
-        items = doc if isinstance(doc, list) else [doc]
+        items = docs[0] if len(docs) == 1 and isinstance(docs[0], list) else docs
         for item in items:
             raw = record if len(items) == 1 else orjson.dumps(item)
             if not isinstance(item, dict):

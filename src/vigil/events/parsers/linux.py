@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from vigil.core.timeutil import EPOCH, utcnow
@@ -289,8 +289,7 @@ _EXECVE_ARG = re.compile(r"a\d+")
 _EXECVE_PART = re.compile(r"(a\d+)\[\d+\]")
 ENRICHED_SEPARATOR = "\x1d"
 ENCODED_FIELDS = frozenset({"acct", "cmd", "comm", "cwd", "data", "dir", "exe", "file", "key",
-                            "name", "new", "ocomm", "old", "path", "proctitle", "root_dir",
-                            "watch"})
+                            "name", "ocomm", "path", "proctitle", "root_dir", "watch"})
 """Fields auditd writes hex-encoded (unquoted) when they hold spaces, quotes or control bytes."""
 
 
@@ -301,6 +300,7 @@ class _AuditRecord:
     seconds: str
     fraction: str
     serial: str
+    ts: datetime
     values: Fields
     raw: bytes
     text: str
@@ -348,12 +348,16 @@ def _audit_record(text: str, raw: bytes) -> _AuditRecord:
     if match is None:
         raise ValueError("not an auditd record (no 'type=... msg=audit(...)')")
     node, record_type, seconds, fraction, serial = match.groups()
+    try:
+        ts = EPOCH + timedelta(seconds=int(seconds), microseconds=int(fraction[:6].ljust(6, "0")))
+    except OverflowError:
+        raise ValueError(f"bad auditd timestamp {seconds}.{fraction}") from None
     body, _, enriched = text[match.end():].partition(ENRICHED_SEPARATOR)
     values: Fields = {}
     _audit_pairs(body, record_type, values)
     if enriched:
         _audit_pairs(enriched, record_type, values)
-    return _AuditRecord(record_type, node, seconds, fraction, serial, values, raw, text)
+    return _AuditRecord(record_type, node, seconds, fraction, serial, ts, values, raw, text)
 
 
 def _prefixes(group: list[_AuditRecord]) -> Iterator[tuple[_AuditRecord, str]]:
@@ -388,11 +392,10 @@ def _audit_event(group: list[_AuditRecord], ctx: ParseContext) -> Event | None:
         for key, value in record.values.items():
             fields.setdefault(key, value)
             fields[prefix + key] = value
-    micros = int(first.fraction[:6].ljust(6, "0"))
     raw = b"\n".join(record.raw for record in group)
     return Event(
         id=event_id(raw),
-        ts=EPOCH + timedelta(seconds=int(first.seconds), microseconds=micros),
+        ts=first.ts,
         received=ctx.received,
         host=first.node or ctx.host,
         source=ctx.source or AUDITD_SOURCE,

@@ -152,6 +152,12 @@ def service_for(app: str | None, default: str) -> str:
     return LINUX_SERVICES.get(app.lower(), default)
 
 
+@lru_cache(maxsize=1024)
+def linux_source(app: str | None, default: str) -> LogSource:
+    """The log source ``linux/-/<service>`` of a program's messages (cached: one per program)."""
+    return LogSource("linux", None, service_for(app, default))
+
+
 def _pri(text: str, fields: dict[str, FieldValue]) -> int:
     """Read ``<PRI>`` into facility/severity fields; the offset after it (0 without PRI)."""
     if not text.startswith("<"):
@@ -180,9 +186,9 @@ def _bsd_time(match: re.Match[str], tz: tzinfo, received: datetime) -> datetime:
     for year in years:
         try:
             value = datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
-        except ValueError:
+            value = value.astimezone(UTC)
+        except (ValueError, OverflowError):
             continue
-        value = value.astimezone(UTC)
         if len(years) == 1 or value <= limit:
             return value
     raise ValueError(f"bad timestamp {match.group(0).strip()!r}")
@@ -191,10 +197,10 @@ def _bsd_time(match: re.Match[str], tz: tzinfo, received: datetime) -> datetime:
 def _iso_time(match: re.Match[str], tz: tzinfo) -> datetime:
     try:
         value = parse_iso(match.group(1) + (match.group(2) or ""))
-    except ValueError:
+        if match.group(2) is None and tz is not UTC:
+            value = value.replace(tzinfo=tz).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValueError(f"bad timestamp {match.group(0).strip()!r}") from None
-    if match.group(2) is None and tz is not UTC:
-        value = value.replace(tzinfo=tz).astimezone(UTC)
     return value
 
 
@@ -275,7 +281,7 @@ def _parse_5424(match: re.Match[str], text: str, fields: dict[str, FieldValue],
     stamp, host, app, procid, msgid = (None if v == "-" else v for v in match.groups()[1:])
     try:
         ts = received if stamp is None else parse_iso(stamp)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(f"bad timestamp {stamp!r}") from None
     for name, value in (("host", host), ("app", app)):
         if value is not None:
@@ -333,7 +339,7 @@ def syslog_events(records: Iterable[bytes], ctx: ParseContext, fmt: str, default
             ts=parsed.ts,
             received=ctx.received,
             host=parsed.host or ctx.host,
-            source=ctx.source or LogSource("linux", None, service_for(parsed.app, default_service)),
+            source=ctx.source or linux_source(parsed.app, default_service),
             format=fmt,
             fields=parsed.fields,
             raw=text,

@@ -16,6 +16,7 @@ import orjson
 
 from vigil.core.timeutil import parse_any
 from vigil.events.formats import Format, Framing, first_line, register
+from vigil.events.jsondocs import load_documents
 from vigil.events.models import (
     Event,
     FieldValue,
@@ -176,22 +177,23 @@ def windows_fields(doc: dict[str, Any]) -> dict[str, FieldValue]:
 
 
 def parse_windows_json(records: Iterable[bytes], ctx: ParseContext) -> Iterator[ParseResult]:
-    """Windows events as JSON lines; a line that holds a whole document is accepted too."""
+    """Windows events as JSON lines; a record holding whole documents is accepted too."""
     for number, record in enumerate(records, 1):
         try:
-            doc = orjson.loads(record)
-        except orjson.JSONDecodeError as exc:
+            docs = load_documents(record)
+        except ValueError as exc:
             yield Rejected(f"invalid JSON: {exc}", record, ctx.origin, number, "windows-json")
             continue
-        docs = doc if isinstance(doc, list) else [doc]
+        if len(docs) == 1 and isinstance(docs[0], list):
+            docs = docs[0]
         for item in docs:
-            if not isinstance(item, dict):
-                yield Rejected("not a JSON object", record, ctx.origin, number, "windows-json")
-                continue
             raw = record if len(docs) == 1 else orjson.dumps(item)
+            if not isinstance(item, dict):
+                yield Rejected("not a JSON object", raw, ctx.origin, number, "windows-json")
+                continue
             try:
                 yield build_event(windows_fields(item), raw, ctx, "windows-json")
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, AttributeError) as exc:
                 yield Rejected(str(exc), raw, ctx.origin, number, "windows-json")
 
 

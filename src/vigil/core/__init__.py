@@ -1,0 +1,1 @@
+"""Core: configuration, errors, ids, time, the state database, tokens, metrics."""
