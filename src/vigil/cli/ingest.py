@@ -45,7 +45,7 @@ def ingest(
     if not paths:
         raise InputError("give at least one file, folder or glob pattern to ingest")
     refs = expand(paths)
-    options = ParseOptions(format=fmt, batch_size=vigil.settings.ingest.batch_size,
+    options = ParseOptions(format=fmt,
                            max_record=vigil.settings.ingest.max_record_bytes,
                            timestamp_field=timestamp_field, source=source)
     workers = workers or max(1, os.cpu_count() or 1)

@@ -11,8 +11,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from vigil.core.errors import ConfigError
 
@@ -22,6 +27,8 @@ CONFIG_FILE_NAME = "vigil.toml"
 
 class IngestSettings(BaseModel):
     """Listeners, spool and batching."""
+
+    model_config = ConfigDict(extra="forbid")
 
     syslog_enabled: bool = True
     syslog_host: str = "127.0.0.1"
@@ -42,6 +49,8 @@ class IngestSettings(BaseModel):
 class StoreSettings(BaseModel):
     """The DuckDB event store."""
 
+    model_config = ConfigDict(extra="forbid")
+
     retention_days: int = Field(default=365, ge=1)
     retention: dict[str, int] = Field(default_factory=dict)
     memory_limit: str = "1GB"
@@ -50,6 +59,8 @@ class StoreSettings(BaseModel):
 
 class ServerSettings(BaseModel):
     """The HTTP server."""
+
+    model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -124,4 +135,6 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+    except SettingsError as exc:
+        raise ConfigError(f"invalid VIGIL_* environment variable: {exc}") from exc
     return settings.model_copy(update={"data_dir": folder})

@@ -22,7 +22,7 @@ from vigil.core.models import ApiToken
 from vigil.core.timeutil import utcnow
 
 PREFIX = "vgt_"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class Scope(StrEnum):
@@ -45,7 +45,7 @@ def _digest(token: str) -> str:
 
 def create(db: StateDB, name: str, scope: Scope) -> str:
     """A new token; the only time the clear token is ever available."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InputError("token name: letters, digits, '_', '.', '-' (at most 128)")
     token = PREFIX + secrets.token_urlsafe(32)
     with db.session() as session:

@@ -7,6 +7,7 @@ already stored are skipped (a replay is not a duplicate).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -162,19 +163,41 @@ class EventStore:
         if batch.num_rows == 0:
             return 0
         self._grow(info, batch)
-        ts = batch.column(TS)
-        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
-        table = quote(info.table)
+        batch = self._new_only(info, batch)
+        if batch.num_rows == 0:
+            return 0
+        names = ", ".join(quote(n) for n in batch.column_names)
         self._conn.register("_batch", batch)
         try:
-            names = ", ".join(quote(n) for n in batch.column_names)
+            # Rows sorted by time keep each row group's time range narrow, so that searches
+            # and the duplicate check below skip most of the table.
             row = self._conn.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM _batch b WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {table} t WHERE t.{quote(TS)} BETWEEN ? AND ? "
-                f"AND t.{quote(ID)} = b.{quote(ID)})", [lo, hi]).fetchone()
+                f"INSERT INTO {quote(info.table)} ({names}) SELECT {names} FROM _batch "
+                f"ORDER BY {quote(TS)}").fetchone()
             return int(row[0]) if row else 0
         finally:
-            self._conn.unregister("_batch")
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it
+                self._conn.unregister("_batch")
+
+    def _new_only(self, info: PartitionInfo, batch: pa.Table) -> pa.Table:
+        """The rows of ``batch`` whose id is not stored yet, checked one day at a time."""
+        existing: list[str] = []
+        self._conn.register("_probe", batch.select([ID, TS, DAY]))
+        try:
+            for day in pc.unique(batch.column(DAY)).to_pylist():
+                day_ts = pc.filter(batch.column(TS), pc.equal(batch.column(DAY), day))
+                rows = self._conn.execute(
+                    f"SELECT t.{quote(ID)} FROM {quote(info.table)} t WHERE t.{quote(DAY)} = ? "
+                    f"AND t.{quote(TS)} BETWEEN ? AND ? AND t.{quote(ID)} IN "
+                    f"(SELECT {quote(ID)} FROM _probe WHERE {quote(DAY)} = ?)",
+                    [day, pc.min(day_ts).as_py(), pc.max(day_ts).as_py(), day]).fetchall()
+                existing.extend(r[0] for r in rows)
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self._conn.unregister("_probe")
+        if not existing:
+            return batch
+        return batch.filter(pc.invert(pc.is_in(batch.column(ID), pa.array(existing))))
 
     def position(self, stream: str) -> int | None:
         """The last spool position committed for ``stream``."""

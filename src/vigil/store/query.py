@@ -26,6 +26,8 @@ _TOKEN = re.compile(
 )
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$", re.ASCII)
 MAX_QUERY = 10_000
+MAX_DEPTH = 64
+"""Parentheses and NOT may nest this deep; deeper queries are refused (no recursion blow-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,12 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(f"query nests deeper than {MAX_DEPTH} levels")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -121,15 +129,20 @@ class _Parser:
 
     def parse_not(self) -> Node:
         if self.keyword("NOT"):
-            return Not(self.parse_not())
+            self.enter()
+            node = Not(self.parse_not())
+            self.depth -= 1
+            return node
         return self.parse_term()
 
     def parse_term(self) -> Node:
         kind, text = self.take()
         if kind == "lp":
+            self.enter()
             node = self.parse_or()
             if self.take()[0] != "rp":
                 raise QueryError("missing ')'")
+            self.depth -= 1
             return node
         if kind in {"rp", "op"}:
             raise QueryError(f"unexpected {text!r}")

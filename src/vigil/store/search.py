@@ -118,7 +118,7 @@ def run_sql(store: EventStore, sql: str, limit: int = 1000) -> tuple[list[str], 
         try:
             statements = cursor.extract_statements(sql)
         except duckdb.Error as exc:
-            raise QueryError(f"invalid SQL: {exc}") from exc
+            raise QueryError("invalid SQL: " + str(exc).partition("\n")[0]) from exc
         if len(statements) != 1:
             raise QueryError("give exactly one SQL statement")
         kind = statements[0].type.name.upper()
@@ -129,7 +129,7 @@ def run_sql(store: EventStore, sql: str, limit: int = 1000) -> tuple[list[str], 
             names = [d[0] for d in cursor.description or []]
             return names, cursor.fetchmany(limit)
         except duckdb.Error as exc:
-            raise QueryError(f"SQL error: {exc}") from exc
+            raise QueryError("SQL error: " + str(exc).partition("\n")[0]) from exc
 
 
 __all__ = ["RECEIVED", "Hit", "SearchRequest", "count", "run_sql", "search"]
