@@ -433,25 +433,16 @@ MISTAKES: dict[str, Mistake] = {
     "unknown token": Mistake(("tokens", "revoke", "999"), ("999",)),
     "bad state url": Mistake(("tokens", "list"), ("state database",),
                              env=(("VIGIL_STATE_URL", "nosuchdb://x"),)),
+    "unknown --format": Mistake(("ingest", "EVENTS", "--format", "no-such-format"),
+                                ("no-such-format",)),
+    "huge --since": Mistake(("search", "*", "--since", "99999999999999999"), ("--since",)),
 }
-KNOWN_BUGS: dict[str, tuple[Mistake, str]] = {
-    "unknown --format": (
-        Mistake(("ingest", "EVENTS", "--format", "no-such-format"), ("no-such-format",)),
-        "bug: an unknown --format is not checked up front; every input becomes a dead letter "
-        "and the command exits 0"),
-    "huge --since": (
-        Mistake(("search", "*", "--since", "99999999999999999"), ("--since",)),
-        "bug: OverflowError from timeutil.parse_epoch/parse_duration escapes cli/store.py "
-        "_when (it only catches ValueError): traceback, exit 1"),
-}
-
-
 @pytest.fixture(scope="module")
 def mistakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """Every mistake runs in its own data folder, all at once (they are independent)."""
     base = tmp_path_factory.mktemp("mistakes")
     events = write_events(base)
-    cases = {**MISTAKES, **{name: case for name, (case, _) in KNOWN_BUGS.items()}}
+    cases = MISTAKES
 
     def run(item: tuple[int, tuple[str, Mistake]]) -> tuple[str, Run]:
         index, (name, case) = item
@@ -469,13 +460,6 @@ def mistakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
 @pytest.mark.parametrize("name", list(MISTAKES))
 def test_user_mistake(mistakes: dict[str, Run], name: str) -> None:
     assert_user_error(mistakes[name], *MISTAKES[name].fragments)
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-    for name, (_, reason) in KNOWN_BUGS.items()])
-def test_user_mistake_known_bug(mistakes: dict[str, Run], name: str) -> None:
-    assert_user_error(mistakes[name], *KNOWN_BUGS[name][0].fragments)
 
 
 def test_store_busy_is_a_clear_error(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def _when(value: str | None, name: str) -> datetime | None:
         return None
     try:
         return parse_when(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"{name}: {exc}") from exc
 
 

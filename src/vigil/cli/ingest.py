@@ -13,6 +13,7 @@ from vigil.core import tokens
 from vigil.core.errors import InputError
 from vigil.core.tokens import Scope
 from vigil.ingest import deadletters
+from vigil.events import get_format
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import IngestSummary, ingest_inputs
 from vigil.ingest.inputs import expand
@@ -44,6 +45,8 @@ def ingest(
         return
     if not paths:
         raise InputError("give at least one file, folder or glob pattern to ingest")
+    if fmt is not None:
+        get_format(fmt)  # an unknown format is a mistake of the whole command, said at once
     refs = expand(paths)
     options = ParseOptions(format=fmt,
                            max_record=vigil.settings.ingest.max_record_bytes,

@@ -25,7 +25,7 @@ def _when(text: str | None, name: str) -> datetime | None:
         return None
     try:
         return parse_when(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"{name}: {exc}") from exc
 
 

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vigil.core.errors import StoreBusyError, VigilError
+from vigil.core.errors import InputError, StoreBusyError, VigilError
 from vigil.events.models import Event, LogSource
 from vigil.store.columns import to_tables
 from vigil.store.schema import (
@@ -74,8 +74,12 @@ class EventStore:
                     f"the event store {path} is in use by another Vigil process "
                     "(one writer at a time); stop it or use its API") from exc
             raise VigilError(f"cannot open the event store {path}: {exc}") from exc
+        # The writer's view (may hold uncommitted partitions and columns) and the committed
+        # view that readers use, so that a reader never names a table not yet committed.
         self._columns: dict[str, dict[str, str]] = {}
         self._partitions: dict[str, PartitionInfo] = {}
+        self._visible_columns: dict[str, dict[str, str]] = {}
+        self._visible: dict[str, PartitionInfo] = {}
         if not read_only:
             for ddl in _CATALOG_DDL:
                 self._conn.execute(ddl)
@@ -92,6 +96,17 @@ class EventStore:
         for partition, product, category, service in rows:
             self._partitions[partition] = PartitionInfo(partition, product, category, service)
             self._columns[partition] = self._read_columns(table_name(partition))
+        self._publish()
+
+    def _publish(self) -> None:
+        """Make the writer's view the committed one (after COMMIT)."""
+        self._visible = dict(self._partitions)
+        self._visible_columns = {k: dict(v) for k, v in self._columns.items()}
+
+    def _restore(self) -> None:
+        """Forget uncommitted partitions and columns (after ROLLBACK)."""
+        self._partitions = dict(self._visible)
+        self._columns = {k: dict(v) for k, v in self._visible_columns.items()}
 
     def _read_columns(self, table: str) -> dict[str, str]:
         rows = self._conn.execute(
@@ -99,12 +114,12 @@ class EventStore:
         return {name.lower(): name for (name,) in rows}
 
     def partitions(self) -> list[PartitionInfo]:
-        """Every log-source partition that holds or held events."""
-        return sorted(self._partitions.values(), key=lambda p: p.partition)
+        """Every committed log-source partition."""
+        return sorted(self._visible.values(), key=lambda p: p.partition)
 
     def columns(self, partition: str) -> dict[str, str]:
         """The columns of a partition, by lower-cased name."""
-        return self._columns.get(partition, {})
+        return self._visible_columns.get(partition, {})
 
     def _ensure_partition(self, source: LogSource) -> PartitionInfo:
         name = source.partition
@@ -156,7 +171,12 @@ class EventStore:
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._restore()
                 raise
+            if len(self._partitions) != len(self._visible) or any(
+                    len(c) != len(self._visible_columns.get(p, {}))
+                    for p, c in self._columns.items()):
+                self._publish()
         return result
 
     def _insert(self, info: PartitionInfo, batch: pa.Table) -> int:
@@ -237,7 +257,7 @@ class EventStore:
 
     def delete_before(self, partition: str, day_exclusive: str) -> int:
         """Delete the events of ``partition`` older than the given day (retention)."""
-        info = self._partitions[partition]
+        info = self._visible[partition]
         with self._lock:
             row = self._conn.execute(
                 f"DELETE FROM {quote(info.table)} WHERE {quote(DAY)} < CAST(? AS DATE)",
@@ -246,6 +266,8 @@ class EventStore:
 
     def export_parquet(self, folder: Path) -> dict[str, int]:
         """Write every partition as Parquet files, one folder per log source and day."""
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} exists and is not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         written: dict[str, int] = {}
         with self.reader() as cursor:
@@ -255,9 +277,9 @@ class EventStore:
                     continue
                 target = folder / info.partition
                 cursor.execute(
-                    f"COPY (SELECT *, strftime({quote(DAY)}, '%Y-%m-%d') AS day "
+                    f"COPY (SELECT *, strftime({quote(DAY)}, '%Y-%m-%d') AS vigil_day "
                     f"FROM {quote(info.table)}) TO {literal(str(target))} "
-                    "(FORMAT PARQUET, PARTITION_BY (day), OVERWRITE_OR_IGNORE)")
+                    "(FORMAT PARQUET, PARTITION_BY (vigil_day), OVERWRITE_OR_IGNORE)")
                 written[info.label] = count
         return written
 

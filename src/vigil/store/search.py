@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from vigil.core.errors import QueryError
+from vigil.core.timeutil import to_utc
 from vigil.store.duck import EventStore
 from vigil.store.query import Compiler, parse
 from vigil.store.schema import DAY, ENVELOPE, HOST, ID, RAW, RECEIVED, TS, PartitionInfo, quote
@@ -67,11 +68,13 @@ def _where(info: PartitionInfo, store: EventStore, request: SearchRequest) -> tu
     condition = Compiler(store.columns(info.partition)).compile(node)
     params: list[Any] = []
     if request.since is not None:
+        since = to_utc(request.since)
         condition += f" AND {quote(TS)} >= ? AND {quote(DAY)} >= CAST(? AS DATE)"
-        params += [request.since, request.since.date()]
+        params += [since, since.date()]
     if request.until is not None:
+        until = to_utc(request.until)
         condition += f" AND {quote(TS)} < ? AND {quote(DAY)} <= CAST(? AS DATE)"
-        params += [request.until, request.until.date()]
+        params += [until, until.date()]
     return condition, params
 
 
@@ -112,6 +115,19 @@ def _hit(info: PartitionInfo, names: list[str], row: tuple[Any, ...], with_raw: 
                fields=fields, raw=values.get(RAW) if with_raw else None)
 
 
+def _explained_kind(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The kind of statement an EXPLAIN explains (EXPLAIN ANALYZE runs it: never allowed)."""
+    words = sql.split(None, 2)
+    if len(words) < 2 or words[1].upper() == "ANALYZE":
+        return "EXPLAIN ANALYZE"
+    rest = sql.split(None, 1)[1]
+    inner = cursor.extract_statements(rest)
+    if len(inner) != 1:
+        return "EXPLAIN ANALYZE"
+    kind = inner[0].type.name.upper()
+    return _explained_kind(cursor, rest) if kind == "EXPLAIN" else kind
+
+
 def run_sql(store: EventStore, sql: str, limit: int = 1000) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only SQL statement; the event tables are named ``ev_<partition>``."""
     with store.reader() as cursor:
@@ -122,6 +138,8 @@ def run_sql(store: EventStore, sql: str, limit: int = 1000) -> tuple[list[str], 
         if len(statements) != 1:
             raise QueryError("give exactly one SQL statement")
         kind = statements[0].type.name.upper()
+        if kind == "EXPLAIN":
+            kind = _explained_kind(cursor, sql)
         if kind not in _READ_ONLY:
             raise QueryError(f"only read-only statements are allowed, not {kind}")
         try:
