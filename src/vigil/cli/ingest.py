@@ -12,8 +12,8 @@ from vigil.cli.common import console, render_rows, state
 from vigil.core import tokens
 from vigil.core.errors import InputError
 from vigil.core.tokens import Scope
-from vigil.ingest import deadletters
 from vigil.events import get_format
+from vigil.ingest import deadletters
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import IngestSummary, ingest_inputs
 from vigil.ingest.inputs import expand

@@ -53,7 +53,7 @@ class StoreSettings(BaseModel):
 
     retention_days: int = Field(default=365, ge=1)
     retention: dict[str, int] = Field(default_factory=dict)
-    memory_limit: str = "1GB"
+    memory_limit: str = "512MB"
     threads: int = Field(default=2, ge=1)
 
 
