@@ -13,6 +13,7 @@ from vigil.api.app import create_app
 from vigil.app import Vigil
 from vigil.core import logging as vlog
 from vigil.core.metrics import Registry
+from vigil.detect.stream import StreamDetector
 from vigil.ingest.listeners import start_syslog
 from vigil.ingest.runtime import IngestRuntime
 from vigil.ingest.spool import Spool
@@ -27,6 +28,10 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
     spool = Spool(vigil.settings.spool_dir, max_pending=settings.spool_max_pending,
                   group_commit_ms=settings.spool_group_commit_ms)
     runtime = IngestRuntime(spool, vigil.store, vigil.db, settings, registry)
+    if vigil.settings.detect.streaming:
+        runtime.on_stored = StreamDetector(
+            vigil.db, vigil.store, suppress_seconds=vigil.settings.detect.suppress_seconds,
+            reload_seconds=vigil.settings.detect.reload_seconds)
     runtime.start()
     return runtime
 

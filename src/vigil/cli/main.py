@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from vigil import __version__
-from vigil.cli import admin, ingest, serve, store
+from vigil.cli import admin, alerts, hunt, ingest, rules, serve, store
 from vigil.cli.common import State
 from vigil.core.errors import VigilError
 
@@ -49,6 +49,9 @@ def main(
 admin.register(app)
 ingest.register(app)
 store.register(app)
+hunt.register(app)
+rules.register(app)
+alerts.register(app)
 serve.register(app)
 
 

@@ -57,6 +57,18 @@ class StoreSettings(BaseModel):
     threads: int = Field(default=2, ge=1)
 
 
+class DetectSettings(BaseModel):
+    """Detection: streaming on ingest, alert suppression."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    streaming: bool = True
+    suppress_seconds: int = Field(default=3600, ge=0)
+    """Detections of one rule on one host within this window share one alert (0: never)."""
+    reload_seconds: float = Field(default=5.0, gt=0)
+    """How often the streaming engine looks for changed rules."""
+
+
 class ServerSettings(BaseModel):
     """The HTTP server."""
 
@@ -80,6 +92,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -55,6 +55,12 @@ class ParseError(InputError):
     http_status = 400
 
 
+class RuleError(InputError):
+    """A detection rule is invalid or uses something Vigil cannot compile."""
+
+    http_status = 400
+
+
 class UnknownFormatError(InputError):
     """The format of an input could not be detected, or is not supported."""
 

@@ -107,8 +107,10 @@ POWERSHELL_CATEGORIES: dict[tuple[str, int], str] = {
 
 
 @lru_cache(maxsize=4096)
-def windows_source(channel: str | None, event_id: int | None) -> LogSource:
-    """The Sigma log source of a Windows event from its channel and event id."""
+def windows_source(channel: str | None, event_id: int | None,
+                   event_type: str | None = None) -> LogSource:
+    """The Sigma log source of a Windows event from its channel and event id (and, for
+    Sysmon's registry event 12, its EventType: a deleted key or value is ``registry_delete``)."""
     lowered = (channel or "").strip().lower()
     service = WINDOWS_SERVICES.get(lowered)
     if service is None and lowered:
@@ -117,6 +119,8 @@ def windows_source(channel: str | None, event_id: int | None) -> LogSource:
     if event_id is not None:
         if lowered == SYSMON_CHANNEL:
             category = SYSMON_CATEGORIES.get(event_id)
+            if event_id == 12 and event_type and event_type.lower().startswith("delete"):
+                category = "registry_delete"
         elif service is not None:
             category = POWERSHELL_CATEGORIES.get((service, event_id))
     return LogSource("windows", category, service)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from itertools import groupby
@@ -28,6 +28,9 @@ from vigil.store.duck import EventStore
 STREAM = "spool"
 log = vlog.get("vigil.ingest")
 
+StoredHook = Callable[[set[str], list[str]], None]
+"""Called after each committed batch with the log sources written and the event ids."""
+
 
 class IngestRuntime:
     """The spool and the worker that moves its records into the store."""
@@ -38,6 +41,7 @@ class IngestRuntime:
         self.store = store
         self.db = db
         self.settings = settings
+        self.on_stored: StoredHook | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         self.received = registry.counter("vigil_events_received_total",
@@ -112,6 +116,11 @@ class IngestRuntime:
         for source, count in written.by_source.items():
             self.stored.inc(count, source=source)
         self.batch_seconds.observe(time.perf_counter() - started)
+        if self.on_stored is not None and written.stored:
+            try:
+                self.on_stored(set(written.by_source), [e.id for e in events])
+            except Exception:  # detection must never stop ingestion
+                log.exception("detection on a stored batch failed")
 
 
 def _parse(records: list[tuple[int, SpoolRecord]]) -> Iterator[ParseResult]:

@@ -150,8 +150,10 @@ def build_event(fields: dict[str, FieldValue], raw: bytes, ctx: ParseContext,
     ts = _timestamp(fields, ctx)
     host = _first(fields, FLAT_HOST_KEYS)
     channel = fields.get("Channel")
+    kind = fields.get("EventType")
     source = ctx.source or windows_source(
-        channel if isinstance(channel, str) else None, as_event_id(fields.get("EventID"))
+        channel if isinstance(channel, str) else None, as_event_id(fields.get("EventID")),
+        kind if isinstance(kind, str) else None,
     )
     return Event(
         id=event_id(raw),

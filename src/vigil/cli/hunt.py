@@ -1,0 +1,95 @@
+"""``vigil hunt``: run Sigma rules over log files or the stored history."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from vigil.cli.common import console, err_console, render_rows, state
+from vigil.core.errors import InputError
+from vigil.core.timeutil import parse_when
+from vigil.detect.engine import Detection
+from vigil.detect.hunt import LEVELS, HuntResult, compile_paths, hunt_files, hunt_store
+
+OUTPUTS = ("table", "json", "csv")
+
+
+def _key_fields(detection: Detection, width: int = 160) -> str:
+    text = " ".join(f"{k}={v}" for k, v in detection.fields.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print(result: HuntResult, output: str, min_level: str) -> None:
+    rank = LEVELS.index(min_level)
+    shown = [d for d in result.detections
+             if d.rule.level not in LEVELS or LEVELS.index(d.rule.level) <= rank]
+    if output == "json":
+        for d in shown:
+            typer.echo(json.dumps({"ts": d.ts.isoformat(), "level": d.rule.level,
+                                   "rule": d.rule.title, "rule_id": d.rule.id,
+                                   "author": d.rule.author, "host": d.host, "source": d.source,
+                                   "event_id": d.event_id, "fields": d.fields}, default=str))
+        return
+    rows = [(d.ts.strftime("%Y-%m-%d %H:%M:%S"), d.rule.level, d.rule.title, d.host or "",
+             _key_fields(d), d.rule.author or "") for d in shown]
+    render_rows(["time (UTC)", "level", "rule", "host", "key fields", "rule author"], rows, output)
+    if output == "table":
+        _summary(result)
+
+
+def _summary(result: HuntResult) -> None:
+    levels = result.by_level()
+    console.print(
+        f"\n{len(result.detections):,} detections on {result.stats.events:,} events "
+        f"({result.stats.partitions} log sources) in {result.stats.seconds:.1f} s: "
+        + ", ".join(f"{lv} {levels[lv]}" for lv in LEVELS if levels.get(lv)))
+    top = result.by_rule().most_common(20)
+    if top:
+        render_rows(["level", "rule", "rule id", "detections"],
+                    [(lv, title, rid[:8], n) for (lv, title, rid), n in top], "table")
+    for rule_id, reason in result.stats.failures.items():
+        err_console.print(f"rule {rule_id} failed at run time: {reason}")
+
+
+def hunt(
+    ctx: typer.Context,
+    logs: Annotated[list[str] | None, typer.Argument(
+        help="Log files, folders or globs to hunt in (without: the stored events).")] = None,
+    rules: Annotated[list[str] | None, typer.Option(
+        "--rules", "-r", help="Sigma rules: files, folders or zips (default: enabled rules).")] = None,
+    since: Annotated[str | None, typer.Option(help="Stored events from (ISO, epoch or '24h').")] = None,
+    until: Annotated[str | None, typer.Option(help="Stored events until (exclusive).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="Format of the log files.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or csv.")] = "table",
+    min_level: Annotated[str, typer.Option(help="Show detections of this level and above.")]
+    = "informational",
+) -> None:
+    """Print a timeline of detections (time, level, rule, host, key fields) and a summary."""
+    if output not in OUTPUTS:
+        raise InputError(f"--output must be one of {', '.join(OUTPUTS)}")
+    if min_level not in LEVELS:
+        raise InputError(f"--min-level must be one of {', '.join(LEVELS)}")
+    ruleset = compile_paths(rules) if rules else None
+    if ruleset is not None:
+        for problem in ruleset.problems:
+            err_console.print(f"skipped: {problem}")
+        compiled = ruleset.rules
+    else:
+        from vigil.detect.catalog import enabled_compiled
+
+        compiled = enabled_compiled(state(ctx).db)
+    if not compiled:
+        raise InputError("no rules to run: give --rules, or import and enable rules first")
+    if logs:
+        result = hunt_files(compiled, logs, fmt=fmt)
+    else:
+        vigil = state(ctx)
+        result = hunt_store(vigil.store, compiled,
+                            parse_when(since) if since else None, parse_when(until) if until else None)
+    _print(result, output, min_level)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("hunt")(hunt)

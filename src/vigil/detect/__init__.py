@@ -1,0 +1,1 @@
+"""Detection: Sigma rules, the compiler to DuckDB SQL, the engine, alerts."""

@@ -1,0 +1,73 @@
+"""State tables of the detect context: the rule catalog and the alerts.
+
+``rules`` keeps each imported Sigma rule (its YAML, where it came from, its content hash) with
+its compiled SQL or the reason it could not be compiled, and whether it is enabled. The
+metadata Vigil shows (author, references...) is kept in columns so the engine can rebuild its
+compiled rules without parsing YAML again. ``alerts`` holds detections grouped per rule, host
+and time window. JSON lists are stored as text, the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vigil.core.db import Base
+
+
+class Rule(Base):
+    """One Sigma detection rule of the catalog (the Sigma id is the key)."""
+
+    __tablename__ = "rules"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str | None] = mapped_column(String(32))
+    author: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    product: Mapped[str | None] = mapped_column(String(128))
+    category: Mapped[str | None] = mapped_column(String(128))
+    service: Mapped[str | None] = mapped_column(String(128))
+    tags: Mapped[str] = mapped_column(Text, default="[]")
+    refs: Mapped[str] = mapped_column(Text, default="[]")
+    """The rule's references (JSON list of URLs)."""
+    falsepositives: Mapped[str] = mapped_column(Text, default="[]")
+    path: Mapped[str] = mapped_column(Text)
+    yaml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    compile_error: Mapped[str | None] = mapped_column(Text)
+    sql: Mapped[str | None] = mapped_column(Text)
+    fields: Mapped[str] = mapped_column(Text, default="[]")
+    """The event fields the SQL refers to (JSON list)."""
+    warnings: Mapped[str] = mapped_column(Text, default="[]")
+    """What the compiler approximated (JSON list)."""
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Alert(Base):
+    """Detections of one rule on one host within one window (see ``vigil.detect.alerts``)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule_title: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(32))
+    rule_author: Mapped[str | None] = mapped_column(Text)
+    rule_references: Mapped[str] = mapped_column(Text, default="[]")
+    tags: Mapped[str] = mapped_column(Text, default="[]")
+    host: Mapped[str | None] = mapped_column(String(255))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    event_ids: Mapped[str] = mapped_column(Text, default="[]")
+    """Up to 100 event ids (JSON list)."""
+    group_key: Mapped[str | None] = mapped_column(String(512))
+    dedup_key: Mapped[str] = mapped_column(String(512), index=True)
+    status: Mapped[str] = mapped_column(String(32), default="new", server_default="new")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

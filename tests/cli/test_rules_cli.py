@@ -1,0 +1,187 @@
+"""``vigil rules``, run as a real process on a temporary data folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers import VIGIL
+
+ENV = {**{k: v for k, v in os.environ.items() if not k.upper().startswith("VIGIL_")},
+       "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
+WHOAMI = "3b1f6a52-0c3e-4d4b-9a55-000000000001"
+MIMIKATZ = "3b2e7c41-0c3e-4d4b-9a55-000000000002"
+PLACEHOLDER = "9c0d2e11-7f00-4a1b-8c3d-000000000003"
+COUNTS = re.compile(r"(\d+) rules loaded from (\d+) files in .* s: (\d+) compiled, (\d+) failed, "
+                    r"(\d+) problems")
+CATALOG = re.compile(r"catalog: (\d+) new, (\d+) updated, (\d+) unchanged")
+
+
+@dataclass(frozen=True)
+class Run:
+    args: tuple[str, ...]
+    code: int
+    out: str
+    err: str
+
+
+def vigil(data_dir: Path, *args: str) -> Run:
+    done = subprocess.run([*VIGIL, "--data-dir", str(data_dir), *args], capture_output=True,
+                          text=True, timeout=180, env=ENV, check=False)
+    return Run(tuple(args), done.returncode, done.stdout, done.stderr)
+
+
+def ok(run: Run) -> Run:
+    assert run.code == 0, f"{run.args} exited {run.code}\n{run.out}\n{run.err}"
+    assert "Traceback" not in run.err
+    return run
+
+
+def user_error(run: Run, *fragments: str) -> None:
+    """One line on stderr starting with 'error:', exit code 2, no traceback."""
+    assert "Traceback" not in run.out + run.err, run.err
+    lines = [line for line in run.err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"{run.args}: {run.err}"
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert run.code == 2
+
+
+def rule_text(rule_id: str, title: str, image: str, *, level: str = "high",
+              modifier: str = "endswith", tag: str = "attack.t1033") -> str:
+    return (f"title: {title}\n"
+            f"id: {rule_id}\n"
+            "status: test\n"
+            "author: Jane Analyst\n"
+            "references:\n"
+            "    - https://example.org/ref\n"
+            "logsource:\n"
+            "    product: windows\n"
+            "    category: process_creation\n"
+            "detection:\n"
+            "    selection:\n"
+            f"        Image|{modifier}: '{image}'\n"
+            "    condition: selection\n"
+            f"tags:\n    - {tag}\n"
+            f"level: {level}\n")
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "whoami.yml").write_text(rule_text(WHOAMI, "Whoami Execution", "\\whoami.exe",
+                                                 level="low"))
+    (folder / "placeholder.yml").write_text(rule_text(PLACEHOLDER, "Admin Workstations",
+                                                      "%admin_hosts%", modifier="expand"))
+    (folder / "broken.yml").write_text("title: broken\nid: [unclosed\n")
+    with zipfile.ZipFile(folder / "more.zip", "w") as archive:
+        archive.writestr("mimikatz.yml", rule_text(MIMIKATZ, "Mimikatz Use", "\\mimikatz.exe",
+                                                   level="critical", tag="attack.t1003.001"))
+    return folder
+
+
+@pytest.fixture
+def imported(tmp_path: Path, rules_dir: Path) -> Path:
+    data = tmp_path / "data"
+    ok(vigil(data, "rules", "import", str(rules_dir), str(rules_dir / "more.zip")))
+    return data
+
+
+def test_import_prints_counts_reasons_and_problems(tmp_path: Path, rules_dir: Path) -> None:
+    data = tmp_path / "data"
+    run = ok(vigil(data, "rules", "import", str(rules_dir), str(rules_dir / "more.zip")))
+    counts = COUNTS.search(run.out)
+    assert counts, run.out
+    loaded, files, compiled, failed, problems = map(int, counts.groups())
+    assert (loaded, files, compiled, failed, problems) == (3, 4, 2, 1, 1)
+    assert loaded == compiled + failed
+    assert CATALOG.search(run.out).groups() == ("3", "0", "0")  # type: ignore[union-attr]
+    assert "failed by reason:" in run.out
+    assert re.search(r"^\s+1\s+field '…': unresolved placeholder %…%", run.out, re.M), run.out
+    assert f"{rules_dir / 'broken.yml'}:2: invalid YAML" in run.out
+    assert str(rules_dir / "placeholder.yml") not in run.out  # failures listed with --verbose only
+
+    again = ok(vigil(data, "rules", "import", "-v", str(rules_dir / "*.yml"),
+                     str(rules_dir / "more.zip")))
+    assert CATALOG.search(again.out).groups() == ("0", "0", "3")  # type: ignore[union-attr]
+    assert f"{rules_dir / 'placeholder.yml'}:12: field 'Image': unresolved placeholder" in again.out
+
+
+def test_list_outputs(imported: Path) -> None:
+    table = ok(vigil(imported, "rules", "list")).out
+    lines = [line for line in table.splitlines() if "Mimikatz Use" in line]
+    assert len(lines) == 1
+    for cell in (MIMIKATZ[:8], "critical", "Jane Analyst", "windows/process_creation/-", "yes"):
+        assert cell in lines[0]
+    assert table.index("Mimikatz Use") < table.index("Admin Workstations") < table.index("Whoami")
+    assert "3 rules" in table
+
+    rows = [json.loads(line) for line in ok(vigil(imported, "rules", "list", "-o", "json")).out.splitlines()]
+    assert [r["id"] for r in rows] == [MIMIKATZ, PLACEHOLDER, WHOAMI]
+    assert rows[1]["compiled"] == "no" and rows[0]["enabled"] == "yes"
+
+    out = ok(vigil(imported, "rules", "list", "--level", "low", "-o", "csv")).out
+    parsed = list(csv.DictReader(io.StringIO(out)))
+    assert [r["title"] for r in parsed] == ["Whoami Execution"]
+    found = ok(vigil(imported, "rules", "list", "--search", "mimi", "-o", "json")).out
+    assert [json.loads(line)["id"] for line in found.splitlines()] == [MIMIKATZ]
+
+
+def test_show(imported: Path) -> None:
+    out = ok(vigil(imported, "rules", "show", MIMIKATZ[:10])).out
+    for text in (f"id:         {MIMIKATZ}", "author:     Jane Analyst", "https://example.org/ref",
+                 "SQL (fields: Image)", "mimikatz.exe", "YAML:", "level: critical"):
+        assert text in out, out
+    failed = ok(vigil(imported, "rules", "show", PLACEHOLDER)).out
+    assert "not compiled: field 'Image': unresolved placeholder %admin_hosts%" in failed
+    data = json.loads(ok(vigil(imported, "rules", "show", WHOAMI, "--json")).out)
+    assert data["id"] == WHOAMI and data["author"] == "Jane Analyst"
+    assert data["logsource"] == "windows/process_creation/-" and data["sql"]
+
+
+def test_enable_and_disable(imported: Path) -> None:
+    out = ok(vigil(imported, "rules", "disable", "*mimikatz*", WHOAMI[:9])).out
+    assert "2 rules matched, 2 disabled" in out
+    disabled = ok(vigil(imported, "rules", "list", "--disabled", "-o", "json")).out
+    assert sorted(json.loads(line)["id"] for line in disabled.splitlines()) == sorted([MIMIKATZ, WHOAMI])
+    assert "1 rules matched, 0 disabled" in ok(vigil(imported, "rules", "disable", WHOAMI)).out
+    assert "3 rules matched, 2 enabled" in ok(vigil(imported, "rules", "enable", "3b*", "9c*")).out
+    assert ok(vigil(imported, "rules", "list", "--disabled", "-o", "json")).out == ""
+
+
+def test_coverage_and_navigator_layer(imported: Path, tmp_path: Path) -> None:
+    layer = tmp_path / "layer.json"
+    out = ok(vigil(imported, "rules", "coverage", "--layer", str(layer))).out
+    assert re.search(r"T1033\s+│\s+1", out) and re.search(r"T1003\.001\s+│\s+1", out), out
+    assert "2 techniques covered by 2 enabled rules" in out
+    document = json.loads(layer.read_text())
+    assert document["versions"]["layer"] == "4.5"
+    assert document["domain"] == "enterprise-attack"
+    techniques = {t["techniqueID"]: t for t in document["techniques"]}
+    assert techniques["T1033"]["score"] == 1
+    assert "Whoami Execution" in techniques["T1033"]["comment"]
+    ok(vigil(imported, "rules", "disable", WHOAMI))
+    rows = ok(vigil(imported, "rules", "coverage", "-o", "json")).out.splitlines()
+    assert [json.loads(r) for r in rows] == [{"technique": "T1003.001", "rules": 1}]
+
+
+def test_user_mistakes_are_one_line(imported: Path, tmp_path: Path) -> None:
+    user_error(vigil(imported, "rules", "show", "ffffffff"), "no rule with id")
+    user_error(vigil(imported, "rules", "show", "3b"), "several rules")
+    user_error(vigil(imported, "rules", "enable", "*nothing*"), "no rule id or title matches")
+    user_error(vigil(imported, "rules", "list", "--level", "severe"), "unknown level")
+    user_error(vigil(imported, "rules", "list", "-o", "xml"), "--output")
+    user_error(vigil(imported, "rules", "import", str(tmp_path / "missing")), "no such file")
+    user_error(vigil(imported, "rules", "coverage", "--layer", str(tmp_path / "no" / "dir.json")),
+               "cannot write")

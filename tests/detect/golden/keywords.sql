@@ -1,0 +1,1 @@
+(((coalesce(contains("l:@raw", 'accepted password'), FALSE) OR coalesce("l:@raw" LIKE '%session opened%root%' ESCAPE '\', FALSE)) AND (NOT coalesce(contains("l:@raw", 'cron'), FALSE))) OR coalesce(regexp_matches("c:@raw", 'uid=\d{4,}'), FALSE) OR coalesce(contains("c:@raw", 'FATAL'), FALSE))

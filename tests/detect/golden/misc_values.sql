@@ -1,0 +1,1 @@
+((coalesce("l:Enabled" = 'true', FALSE) AND coalesce("l:Name" = 'it''s', FALSE)) OR coalesce("l:we""ird" = 'x'' or 1=1 --', FALSE) OR coalesce("l:City" = 'istanbul', FALSE) OR coalesce("l:Flag" = 'false', FALSE))

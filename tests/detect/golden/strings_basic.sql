@@ -1,0 +1,1 @@
+((coalesce(ends_with("l:Image", '\cmd.exe'), FALSE) OR coalesce(ends_with("l:Image", '\powershell.exe'), FALSE)) AND coalesce(contains("l:CommandLine", 'whoami'), FALSE) AND coalesce(starts_with("l:ParentImage", 'c:\windows\'), FALSE) AND coalesce("l:User" = 'nt authority\system', FALSE))
