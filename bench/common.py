@@ -62,9 +62,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, syslog_port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, syslog_port: int,
+                 **settings: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "VIGIL_SERVER__PORT": str(port),
-           "VIGIL_INGEST__SYSLOG_PORT": str(syslog_port), "VIGIL_LOG_LEVEL": "WARNING"}
+           "VIGIL_INGEST__SYSLOG_PORT": str(syslog_port), "VIGIL_LOG_LEVEL": "WARNING",
+           **settings}
     proc = subprocess.Popen([*VIGIL, "--data-dir", str(data_dir), "serve"], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -83,6 +83,14 @@ def test_bad_indentation_is_reported_at_its_line(tmp_path: Path) -> None:
     assert "mapping values are not allowed" in problem.reason
 
 
+def test_unclosed_at_end_of_file_points_where_it_began(tmp_path: Path) -> None:
+    path = write(tmp_path / "eof.yml", "title: broken\nid: [unclosed\n")
+    problem = only_problem(load([path]))
+    assert problem.line == 2
+    quoted = write(tmp_path / "quote.yml", "title: x\ndetection:\n    sel: 'open\n")
+    assert only_problem(load([quoted])).line == 3
+
+
 def test_unknown_modifier_points_at_its_key(tmp_path: Path) -> None:
     detection = ("detection:\n"
                  "    selection:\n"
@@ -187,7 +195,8 @@ def test_globs_and_missing_paths(tmp_path: Path) -> None:
     result = load([str(tmp_path / "rules-*")])
     assert sorted(r.rule.title for r in result.rules) == ["One", "Two"]
     assert len(load([str(tmp_path / "**" / "*.yml")]).rules) == 3
-    same_twice = load([tmp_path / "rules-a", str(tmp_path / "rules-a" / "*.yml")])
+    same_twice = load([tmp_path / "rules-a", str(tmp_path / "rules-a" / "*.yml"),
+                       tmp_path / "rules-b" / ".." / "rules-a" / "one.yml"])
     assert len(same_twice.rules) == 1 and same_twice.problems == []
     with pytest.raises(InputError, match="no such file or folder"):
         load([tmp_path / "missing"])

@@ -61,7 +61,11 @@ def _projection(fields: Iterable[str], columns: dict[str, str],
                 mapping: dict[str, str]) -> list[str]:
     """SELECT items giving every field its ``l:`` and ``c:`` columns on one partition."""
     items = []
+    folded: dict[str, str] = {}
     for name in sorted(fields):
+        # DuckDB names are case-insensitive: "l:FileName" and "l:Filename" are one column.
+        folded.setdefault(name.lower(), name)
+    for name in folded.values():
         if name == RAW_FIELD:
             source: str | None = RAW
         else:

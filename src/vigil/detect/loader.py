@@ -100,6 +100,9 @@ class LoadResult:
 @dataclass(frozen=True, slots=True)
 class _Input:
     name: str
+    """How problems name the input: the path as given, ``archive.zip!member`` for members."""
+    key: str
+    """The same input however it was named (resolved path)."""
     data: bytes | None
     error: str | None = None
 
@@ -113,13 +116,14 @@ def _is_rule_name(name: str) -> bool:
 
 
 def _read_file(path: Path) -> _Input:
+    key = str(path.resolve())
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return _Input(str(path), None, f"file too large for a rule file ({size:,} bytes)")
-        return _Input(str(path), path.read_bytes())
+            return _Input(str(path), key, None, f"file too large for a rule file ({size:,} bytes)")
+        return _Input(str(path), key, path.read_bytes())
     except OSError as exc:
-        return _Input(str(path), None, f"cannot read: {exc.strerror or exc}")
+        return _Input(str(path), key, None, f"cannot read: {exc.strerror or exc}")
 
 
 def _archive(path: Path) -> Iterator[_Input]:
@@ -129,13 +133,13 @@ def _archive(path: Path) -> Iterator[_Input]:
                 if info.is_dir() or not _is_rule_name(info.filename) \
                         or _hidden(Path(info.filename).parts):
                     continue
-                name = f"{path}!{info.filename}"
+                name, key = f"{path}!{info.filename}", f"{path.resolve()}!{info.filename}"
                 if info.file_size > MAX_FILE_BYTES:
-                    yield _Input(name, None, f"member too large ({info.file_size:,} bytes)")
+                    yield _Input(name, key, None, f"member too large ({info.file_size:,} bytes)")
                     continue
-                yield _Input(name, archive.read(info))
+                yield _Input(name, key, archive.read(info))
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-        yield _Input(str(path), None, f"cannot read the zip archive: {exc}")
+        yield _Input(str(path), str(path.resolve()), None, f"cannot read the zip archive: {exc}")
 
 
 def _is_zip(path: Path) -> bool:
@@ -171,8 +175,8 @@ def _inputs(specs: Sequence[str | Path]) -> Iterator[_Input]:
             raise InputError(f"{text}: no such file or folder")
         for path, named in matches:
             for item in _from_path(path, named):
-                if item.name not in seen:
-                    seen.add(item.name)
+                if item.key not in seen:
+                    seen.add(item.key)
                     yield item
 
 
