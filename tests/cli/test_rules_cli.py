@@ -183,6 +183,12 @@ def test_coverage_and_navigator_layer(imported: Path, tmp_path: Path) -> None:
     assert [json.loads(r) for r in rows] == [{"technique": "T1003.001", "rules": 1}]
 
 
+def test_empty_catalog(tmp_path: Path) -> None:
+    out = ok(vigil(tmp_path / "data", "rules", "list")).out
+    assert "0 rules" in out and "vigil rules import" in out
+    assert "0 techniques covered" in ok(vigil(tmp_path / "data", "rules", "coverage")).out
+
+
 def test_user_mistakes_are_one_line(imported: Path, tmp_path: Path) -> None:
     user_error(vigil(imported, "rules", "show", "ffffffff"), "no rule with id")
     user_error(vigil(imported, "rules", "show", "3b"), "several rules")

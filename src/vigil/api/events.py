@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from vigil.api.deps import Reader, VigilDep
-from vigil.core.errors import InputError
-from vigil.core.timeutil import parse_when
+from vigil.core.timeutil import when_option
 from vigil.store.search import MAX_LIMIT, SearchRequest, count, search
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -30,13 +29,6 @@ class EventPage(BaseModel):
     events: list[EventOut]
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_when(value)
-    except (ValueError, OverflowError) as exc:
-        raise InputError(f"{name}: {exc}") from exc
 
 
 @router.get("/events", response_model=EventPage)
@@ -52,7 +44,7 @@ def list_events(
     count_only: Annotated[bool, Query(alias="count")] = False,
 ) -> EventPage:
     """Search stored events; ``count=true`` returns only the number of matches."""
-    request = SearchRequest(query=q, since=_when(since, "since"), until=_when(until, "until"),
+    request = SearchRequest(query=q, since=when_option(since, "since"), until=when_option(until, "until"),
                             sources=tuple(source or ()), limit=limit, with_raw=raw)
     if count_only:
         return EventPage(count=count(vigil.store, request), events=[])

@@ -9,11 +9,14 @@ import typer
 
 from vigil.cli.common import console, err_console, render_rows, state
 from vigil.core.errors import InputError
-from vigil.core.timeutil import parse_when
+from vigil.core.timeutil import when_option
+from vigil.detect import alerts
 from vigil.detect.engine import Detection
 from vigil.detect.hunt import LEVELS, HuntResult, compile_paths, hunt_files, hunt_store
 
 OUTPUTS = ("table", "json", "csv")
+
+
 
 
 def _key_fields(detection: Detection, width: int = 160) -> str:
@@ -65,6 +68,9 @@ def hunt(
     output: Annotated[str, typer.Option("--output", "-o", help="table, json or csv.")] = "table",
     min_level: Annotated[str, typer.Option(help="Show detections of this level and above.")]
     = "informational",
+    write_alerts: Annotated[bool, typer.Option(
+        "--alerts", help="Retro-hunt: also record the detections on stored events as alerts.")]
+    = False,
 ) -> None:
     """Print a timeline of detections (time, level, rule, host, key fields) and a summary."""
     if output not in OUTPUTS:
@@ -83,11 +89,17 @@ def hunt(
     if not compiled:
         raise InputError("no rules to run: give --rules, or import and enable rules first")
     if logs:
+        if write_alerts:
+            raise InputError("--alerts records detections on stored events; drop the log files")
         result = hunt_files(compiled, logs, fmt=fmt)
     else:
         vigil = state(ctx)
-        result = hunt_store(vigil.store, compiled,
-                            parse_when(since) if since else None, parse_when(until) if until else None)
+        result = hunt_store(vigil.store, compiled, when_option(since, "--since"),
+                            when_option(until, "--until"))
+        if write_alerts:
+            created = alerts.record(vigil.db, result.detections,
+                                    vigil.settings.detect.suppress_seconds)
+            err_console.print(f"{created} new alerts recorded")
     _print(result, output, min_level)
 
 

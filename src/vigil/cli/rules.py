@@ -92,6 +92,9 @@ def list_cmd(
                 output)
     if short:
         console.print(f"{len(views):,} rules")
+        if not views and level is None and enabled is None and not search:
+            console.print("the catalog is empty: add rules with 'vigil rules import PATH...'",
+                          highlight=False)
 
 
 def _print_detail(rule: RuleDetail) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 
 from vigil.cli.common import console, render_rows, state
 from vigil.core.errors import InputError
-from vigil.core.timeutil import parse_when
+from vigil.core.timeutil import when_option
 from vigil.store import retention
 from vigil.store.search import SearchRequest, count, run_sql, search
 
@@ -20,13 +19,6 @@ store_app = typer.Typer(help="The event store: sources, retention, export.",
 OUTPUTS = ("table", "json", "csv")
 
 
-def _when(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_when(text)
-    except (ValueError, OverflowError) as exc:
-        raise InputError(f"{name}: {exc}") from exc
 
 
 def search_cmd(
@@ -51,8 +43,8 @@ def search_cmd(
         columns, rows = run_sql(store, query, limit)
         render_rows(columns, rows, output)
         return
-    request = SearchRequest(query=query, since=_when(since, "--since"), until=_when(until, "--until"),
-                            sources=tuple(source or ()), limit=limit, with_raw=raw)
+    request = SearchRequest(query=query, since=when_option(since, "--since"),
+                            until=when_option(until, "--until"), sources=tuple(source or ()), limit=limit, with_raw=raw)
     if count_only:
         typer.echo(count(store, request))
         return

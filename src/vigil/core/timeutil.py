@@ -103,3 +103,15 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     if _ISO_WITH_SPACE.match(text):
         text = text.replace(" ", "T", 1)
     return parse_any(text)
+
+
+def when_option(text: str | None, name: str) -> datetime | None:
+    """``parse_when`` for a user-given option: None stays None, a bad value is an InputError."""
+    from vigil.core.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        return parse_when(text)
+    except (ValueError, OverflowError) as exc:
+        raise InputError(f"{name}: {exc}") from exc
