@@ -7,6 +7,7 @@ are flattened into one ``logs`` table with a column per field, and each rule is 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 import zipfile
@@ -104,9 +105,7 @@ def run(root: Path, queries: list[str]) -> BaselineRun:
     started = time.perf_counter()
     matches = 0
     for query in queries:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             matches += len(db.execute(query).fetchall())
-        except sqlite3.Error:
-            pass
     count = db.execute("SELECT count(*) FROM logs").fetchone()[0]
     return BaselineRun(count, load, time.perf_counter() - started, matches, len(queries))

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,7 @@ from vigil.events import ParseContext, get_format
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import ingest_inputs
 from vigil.ingest.inputs import expand
+from vigil.store.search import SearchRequest, count
 
 OTRF = DATASETS / "otrf-atomic-windows"
 EVTX = DATASETS / "sigma" / "regression_data"
@@ -36,10 +38,17 @@ def bench_otrf(workdir: Path) -> None:
         started = time.perf_counter()
         summary = ingest_inputs(refs, vigil.store, vigil.db, ParseOptions(), workers=2)
         seconds = time.perf_counter() - started
-    vigil.close()
     figure("OTRF zips -> store (end to end)", summary.records, seconds, rss.peak,
            f"stored {summary.stored:,}, duplicates {summary.duplicates:,}, "
            f"rejected inputs {summary.rejected}")
+    day = datetime(2020, 9, 21, tzinfo=UTC)
+    request = SearchRequest("TargetImage=*lsass.exe AND GrantedAccess=0x1010", since=day,
+                            until=day + timedelta(days=1))
+    started = time.perf_counter()
+    matches = count(vigil.store, request)
+    print(f"search, one field filter over one day: {matches:,} matches in "
+          f"{(time.perf_counter() - started) * 1000:,.0f} ms", flush=True)
+    vigil.close()
 
 
 def bench_duckdb_reader(workdir: Path) -> None:

@@ -17,6 +17,8 @@ from vigil.app import Vigil
 from vigil.core import tokens
 from vigil.core.timeutil import utcnow
 from vigil.core.tokens import Scope
+from vigil.detect import alerts, catalog
+from vigil.detect.hunt import hunt_store
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import ingest_inputs
 from vigil.ingest.inputs import expand
@@ -91,10 +93,19 @@ def write_demo_files(folder: Path, now: datetime | None = None, seed: int = 7) -
     return paths
 
 
-def load_demo(vigil: Vigil) -> tuple[int, str]:
-    """Store the demo events; returns how many were stored and an ingest token."""
+DEMO_RULES = Path(__file__).parent / "demo_rules"
+
+
+def load_demo(vigil: Vigil) -> tuple[int, int, str]:
+    """Store the demo events, import the demo rules and hunt them over the events.
+
+    Returns the events stored, the alerts created and a collector token.
+    """
     paths = write_demo_files(vigil.settings.data_dir / "demo")
     summary = ingest_inputs(expand([str(p) for p in paths]), vigil.store, vigil.db,
                             ParseOptions(), workers=1)
+    catalog.import_rules(vigil.db, [DEMO_RULES])
+    result = hunt_store(vigil.store, catalog.enabled_compiled(vigil.db))
+    created = alerts.record(vigil.db, result.detections, vigil.settings.detect.suppress_seconds)
     token = tokens.create(vigil.db, "demo", Scope.INGEST)
-    return summary.stored, token
+    return summary.stored, created, token

@@ -30,8 +30,9 @@ def demo(
     from vigil.demo import load_demo
 
     vigil = state(ctx)
-    stored, token = load_demo(vigil)
-    console.print(f"demo data: {stored:,} events stored in {vigil.settings.data_dir}")
+    stored, created, token = load_demo(vigil)
+    console.print(f"demo data: {stored:,} events stored in {vigil.settings.data_dir}, "
+                  f"{created} alerts from the demo rules (see `vigil alerts`)")
     console.print(f"collector token for source 'demo': {token}")
     if not no_serve:
         run_server(vigil, host=None, port=port)

@@ -44,7 +44,8 @@ def search_cmd(
         render_rows(columns, rows, output)
         return
     request = SearchRequest(query=query, since=when_option(since, "--since"),
-                            until=when_option(until, "--until"), sources=tuple(source or ()), limit=limit, with_raw=raw)
+                            until=when_option(until, "--until"), sources=tuple(source or ()),
+                            limit=limit, with_raw=raw)
     if count_only:
         typer.echo(count(store, request))
         return
