@@ -198,3 +198,17 @@ def test_user_mistakes_are_one_line(imported: Path, tmp_path: Path) -> None:
     user_error(vigil(imported, "rules", "import", str(tmp_path / "missing")), "no such file")
     user_error(vigil(imported, "rules", "coverage", "--layer", str(tmp_path / "no" / "dir.json")),
                "cannot write")
+
+
+def test_rules_test_passes_and_fails_on_sample_logs(tmp_path: Path) -> None:
+    rule = tmp_path / "whoami.yml"
+    rule.write_text(rule_text(WHOAMI, "Whoami Execution", "\\whoami.exe"))
+    logs = tmp_path / "sample.json"
+    logs.write_text(json.dumps({"@timestamp": "2024-05-01T10:00:00Z", "EventID": 1,
+                                "Channel": "Microsoft-Windows-Sysmon/Operational",
+                                "Hostname": "pc1", "Image": "C:\\Windows\\System32\\whoami.exe"})
+                    + "\n")
+    passed = ok(vigil(tmp_path / "d", "rules", "test", "--rule", str(rule), str(logs)))
+    assert "PASS" in passed.out and "1 detections" in passed.out
+    failed = vigil(tmp_path / "d", "rules", "test", "--rule", str(rule), str(logs), "--expect", "2")
+    assert failed.code == 1 and "FAIL" in failed.out

@@ -14,7 +14,7 @@ from vigil.core.errors import InputError
 from vigil.detect import catalog
 from vigil.detect.catalog import ImportReport, RuleDetail
 
-rules_app = typer.Typer(help="Sigma detection rules: import, list, show, enable, coverage.",
+rules_app = typer.Typer(help="Sigma detection rules: import, list, show, enable, test, coverage.",
                         no_args_is_help=True)
 OUTPUTS = ("table", "json", "csv")
 TOP_REASONS = 10
@@ -179,6 +179,38 @@ def coverage_cmd(
         except OSError as exc:
             raise InputError(f"{layer}: cannot write the layer: {exc.strerror or exc}") from exc
         console.print(f"ATT&CK Navigator layer written to {layer}", highlight=False)
+
+
+@rules_app.command("test")
+def test_cmd(
+    rule_paths: Annotated[list[Path], typer.Option(
+        "--rule", "-r", help="Rule file(s) or folder(s) to test (repeatable).")],
+    logs: Annotated[list[str], typer.Argument(help="Sample logs the rules must detect.")],
+    expect: Annotated[int | None, typer.Option(
+        help="Exact number of detections expected (default: at least one per rule).")] = None,
+) -> None:
+    """Run rules over sample logs and fail (exit 1) unless each rule detects something."""
+    from vigil.detect.hunt import compile_paths, hunt_files
+
+    ruleset = compile_paths([str(p) for p in rule_paths])
+    for problem in ruleset.problems:
+        console.print(f"[red]not compiled[/red]: {problem}", highlight=False)
+    if not ruleset.rules:
+        raise InputError("no rule compiled; nothing to test")
+    result = hunt_files(ruleset.rules, logs)
+    counts = {r.meta.id: 0 for r in ruleset.rules}
+    for detection in result.detections:
+        counts[detection.rule.id] = counts.get(detection.rule.id, 0) + 1
+    failed = False
+    for rule in ruleset.rules:
+        found = counts[rule.meta.id]
+        ok = found == expect if expect is not None else found > 0
+        failed = failed or not ok
+        mark = "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {rule.meta.title} ({rule.meta.id}): {found} detections "
+                      f"in {result.stats.events} events", highlight=False)
+    if failed or ruleset.problems:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

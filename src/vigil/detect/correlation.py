@@ -207,14 +207,16 @@ class _Planner:
     def __init__(self, correlations: Sequence[SigmaCorrelationRule],
                  rules: Mapping[str, CompiledRule]) -> None:
         self.rules = {normal_reference(k): v for k, v in rules.items()}
-        self.sources: dict[str, SigmaCorrelationRule] = {}
+        self.sources: dict[str, tuple[SigmaCorrelationRule, RuleMeta]] = {}
         self.keys: dict[str, str] = {}
-        for correlation in correlations:
+        for number, correlation in enumerate(correlations, 1):
             meta = correlation_meta(correlation)
             check_correlation(correlation, meta.path)
+            if correlation.id is None and not correlation.name:
+                meta = replace(meta, id=f"{meta.path}#{number}")  # anonymous: one of a kind
             if meta.id in self.sources:
                 raise RuleError(f"duplicate correlation id {meta.id}", location=Location(meta.path))
-            self.sources[meta.id] = correlation
+            self.sources[meta.id] = correlation, meta
             for alias in (meta.id, correlation.name):
                 if alias:
                     self.keys[normal_reference(alias)] = meta.id
@@ -233,8 +235,7 @@ class _Planner:
     def plan(self, key: str) -> _Plan:
         if key in self.plans:
             return self.plans[key]
-        correlation = self.sources[key]
-        meta = correlation_meta(correlation)
+        correlation, meta = self.sources[key]
         if key in self.visiting:
             raise RuleError(f"correlation '{meta.title}' refers to itself (a cycle)",
                             location=Location(meta.path))
