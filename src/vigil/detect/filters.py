@@ -81,7 +81,11 @@ def compile_filter(sigma_filter: SigmaFilter, path: str = "<filter>") -> Compile
     except SigmaError as exc:
         raise RuleError(f"invalid Sigma filter: {exc.args[0] if exc.args else exc}",
                         location=location) from None
-    compiled = compile_rule(synthetic, rule_meta(synthetic, path))
+    try:
+        compiled = compile_rule(synthetic, rule_meta(synthetic, path))
+    except RuleError as exc:
+        message = exc.message.replace("invalid Sigma rule", "invalid Sigma filter", 1)
+        raise RuleError(message, location=location) from None
     source = sigma_filter.logsource
     targets = None if isinstance(body.rules, str) else tuple(
         normal_reference(r.reference) for r in body.rules)

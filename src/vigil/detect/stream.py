@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from vigil.core import logging as vlog
 from vigil.core.db import StateDB
 from vigil.detect import alerts
 from vigil.detect.engine import Engine, EngineStats
+from vigil.detect.types import CompiledRule
 from vigil.store.duck import EventStore
 from vigil.store.schema import ID, quote
 
@@ -18,8 +20,10 @@ class StreamDetector:
     """The hook the ingest runtime calls after each commit (see ``IngestRuntime.on_stored``)."""
 
     def __init__(self, db: StateDB, store: EventStore, *, suppress_seconds: int = 3600,
-                 reload_seconds: float = 5.0) -> None:
+                 reload_seconds: float = 5.0,
+                 rules: Callable[[], list[CompiledRule]] | None = None) -> None:
         self.db = db
+        self._rules = rules
         self.store = store
         self.suppress_seconds = suppress_seconds
         self.reload_seconds = reload_seconds
@@ -31,9 +35,12 @@ class StreamDetector:
         """The engine with the enabled rules, reloaded every ``reload_seconds``."""
         now = time.monotonic()
         if self._engine is None or now - self._loaded_at >= self.reload_seconds:
-            from vigil.detect.catalog import enabled_compiled
+            if self._rules is not None:
+                self._engine = Engine(self._rules())
+            else:
+                from vigil.detect.catalog import enabled_compiled
 
-            self._engine = Engine(enabled_compiled(self.db))
+                self._engine = Engine(enabled_compiled(self.db))
             self._loaded_at = now
         return self._engine
 
