@@ -24,7 +24,6 @@ from vigil.detect.engine import Engine
 from vigil.detect.filters import apply_filters, compile_filter, filter_applies, unused_filters
 from vigil.detect.types import CompiledRule
 from vigil.events.models import Event, LogSource
-
 from vigil.store.duck import EventStore
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
