@@ -114,7 +114,8 @@ def test_filter_suppresses_matches_of_the_named_rule_only(reference: str) -> Non
 
 def test_filter_for_any_rule_of_the_log_source() -> None:
     rules, names = _compiled()
-    for rules_field in ("any", []):
+    choices: list[str | list[str]] = ["any", []]
+    for rules_field in choices:
         filtered = apply_filters(rules, [_sigma_filter(_filter(rules_field))], names)
         assert _matches(filtered) == BASELINE - {("Whoami execution", "p0"),
                                                  ("Suspicious tool", "p0"),

@@ -13,6 +13,8 @@ from vigil.api.app import create_app
 from vigil.app import Vigil
 from vigil.core import logging as vlog
 from vigil.core.metrics import Registry
+from vigil.detect.catalog import enabled_compiled
+from vigil.detect.hunt import select_rules
 from vigil.detect.stream import StreamDetector
 from vigil.ingest.listeners import start_syslog
 from vigil.ingest.runtime import IngestRuntime
@@ -28,10 +30,13 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
     spool = Spool(vigil.settings.spool_dir, max_pending=settings.spool_max_pending,
                   group_commit_ms=settings.spool_group_commit_ms)
     runtime = IngestRuntime(spool, vigil.store, vigil.db, settings, registry)
-    if vigil.settings.detect.streaming:
+    detect = vigil.settings.detect
+    if detect.streaming:
         runtime.on_stored = StreamDetector(
-            vigil.db, vigil.store, suppress_seconds=vigil.settings.detect.suppress_seconds,
-            reload_seconds=vigil.settings.detect.reload_seconds)
+            vigil.db, vigil.store, suppress_seconds=detect.suppress_seconds,
+            reload_seconds=detect.reload_seconds,
+            rules=lambda: select_rules(enabled_compiled(vigil.db), detect.min_level,
+                                       detect.statuses))
     runtime.start()
     return runtime
 

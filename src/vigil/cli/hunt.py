@@ -12,7 +12,14 @@ from vigil.core.errors import InputError
 from vigil.core.timeutil import when_option
 from vigil.detect import alerts
 from vigil.detect.engine import Detection
-from vigil.detect.hunt import LEVELS, HuntResult, compile_paths, hunt_files, hunt_store
+from vigil.detect.hunt import (
+    LEVELS,
+    HuntResult,
+    compile_paths,
+    hunt_files,
+    hunt_store,
+    select_rules,
+)
 
 OUTPUTS = ("table", "json", "csv")
 
@@ -24,10 +31,8 @@ def _key_fields(detection: Detection, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print(result: HuntResult, output: str, min_level: str) -> None:
-    rank = LEVELS.index(min_level)
-    shown = [d for d in result.detections
-             if d.rule.level not in LEVELS or LEVELS.index(d.rule.level) <= rank]
+def _print(result: HuntResult, output: str) -> None:
+    shown = result.detections
     if output == "json":
         for d in shown:
             typer.echo(json.dumps({"ts": d.ts.isoformat(), "level": d.rule.level,
@@ -66,8 +71,10 @@ def hunt(
     until: Annotated[str | None, typer.Option(help="Stored events until (exclusive).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="Format of the log files.")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="table, json or csv.")] = "table",
-    min_level: Annotated[str, typer.Option(help="Show detections of this level and above.")]
+    min_level: Annotated[str, typer.Option(help="Run rules of this level and above.")]
     = "informational",
+    status: Annotated[list[str] | None, typer.Option(
+        help="Only rules of this status (stable, test, experimental...; repeatable).")] = None,
     write_alerts: Annotated[bool, typer.Option(
         "--alerts", help="Retro-hunt: also record the detections on stored events as alerts.")]
     = False,
@@ -86,6 +93,7 @@ def hunt(
         from vigil.detect.catalog import enabled_compiled
 
         compiled = enabled_compiled(state(ctx).db)
+    compiled = select_rules(compiled, min_level, status or ())
     if not compiled:
         raise InputError("no rules to run: give --rules, or import and enable rules first")
     if logs:
@@ -100,7 +108,7 @@ def hunt(
             created = alerts.record(vigil.db, result.detections,
                                     vigil.settings.detect.suppress_seconds)
             err_console.print(f"{created} new alerts recorded")
-    _print(result, output, min_level)
+    _print(result, output)
 
 
 def register(app: typer.Typer) -> None:

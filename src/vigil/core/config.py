@@ -67,6 +67,11 @@ class DetectSettings(BaseModel):
     """Detections of one rule on one host within this window share one alert (0: never)."""
     reload_seconds: float = Field(default=5.0, gt=0)
     """How often the streaming engine looks for changed rules."""
+    min_level: str = Field(default="informational",
+                           pattern="^(informational|low|medium|high|critical)$")
+    """Streaming runs enabled rules of this level and above."""
+    statuses: list[str] = Field(default_factory=list)
+    """Streaming runs only rules of these statuses (empty: every status)."""
 
 
 class ServerSettings(BaseModel):

@@ -247,7 +247,7 @@ def find_windows(items: Sequence[Occurrence], spec: WindowSpec) -> list[Window]:
     previous = -1  # last occurrence (exclusive) of the previous evaluated window
     while lo < len(items):
         limit = items[lo].ts + spec.span
-        while hi < len(items) and items[hi].ts < limit:
+        while hi < len(items) and items[hi].ts <= limit:
             state.add(items[hi])
             hi += 1
         if hi != previous:

@@ -50,6 +50,16 @@ class HuntResult:
         return Counter((d.rule.level, d.rule.title, d.rule.id) for d in self.detections)
 
 
+def select_rules(rules: Sequence[CompiledRule], min_level: str = "informational",
+                 statuses: Sequence[str] = ()) -> list[CompiledRule]:
+    """Rules of at least ``min_level`` and, when ``statuses`` is given, of those statuses."""
+    rank = LEVELS.index(min_level) if min_level in LEVELS else len(LEVELS)
+    wanted = {s.lower() for s in statuses}
+    return [r for r in rules
+            if (r.meta.level not in LEVELS or LEVELS.index(r.meta.level) <= rank)
+            and (not wanted or (r.meta.status or "").lower() in wanted)]
+
+
 def compile_paths(paths: Sequence[str]) -> RuleSet:
     """Load and compile Sigma rules from files, folders and zips (no database)."""
     from vigil.detect.compiler import compile_rule, rule_meta
