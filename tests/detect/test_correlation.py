@@ -30,6 +30,7 @@ from vigil.detect.correlation import (
     index_rules,
     parse_correlation,
     silenced_rules,
+    usable_correlations,
 )
 from vigil.detect.correlation_windows import Occurrence, WindowSpec, find_windows
 from vigil.detect.engine import Engine
@@ -556,3 +557,23 @@ def test_unknown_references_and_cycles_raise_rule_errors() -> None:
     with pytest.raises(RuleError, match="duplicate correlation id"):
         run([first, corr("event_count", ["failed_login"], "1m", {"gte": 1},
                          meta={"name": "first"})], [])
+
+
+def test_usable_correlations_sets_aside_the_bad_ones() -> None:
+    good = corr("event_count", ["failed_login"], "1m", {"gte": 3}, ["User"],
+                meta={"title": "Good", "name": "good"})
+    unknown = corr("event_count", ["nope"], "1m", {"gte": 1}, meta={"title": "Unknown",
+                                                                     "name": "unknown"})
+    chained = corr("temporal", ["unknown", "good"], "1m", meta={"title": "Chained"})
+    duplicate = corr("event_count", ["failed_login"], "1m", {"gte": 1},
+                     meta={"title": "Again", "name": "good"})
+    rules, names, found, _ = load([good, unknown, chained, duplicate])
+    found.append(SigmaCorrelationRule.from_yaml(yaml.safe_dump(
+        {"title": "Broken", "correlation": {"type": "nope", "rules": ["a"], "timespan": "1m"}}),
+        collect_errors=True))
+    usable, problems = usable_correlations(found, index_rules(rules, names))
+    assert [c.title for c in usable] == ["Good"]
+    assert len(problems) == 4
+    assert sum("unknown rule 'nope'" in p for p in problems) == 2
+    assert any("duplicate correlation id good" in p for p in problems)
+    assert any("no valid Sigma correlation type" in p for p in problems)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from vigil.core.errors import RuleError
 from vigil.detect.compiler import compile_rule, rule_meta
 from vigil.detect.engine import Engine
 from vigil.detect.filters import apply_filters, compile_filter, filter_applies, unused_filters
+from vigil.detect.loader import load
 from vigil.detect.types import CompiledRule
 from vigil.events.models import Event, LogSource
 from vigil.store.duck import EventStore
@@ -193,3 +195,12 @@ def test_unused_filters_are_reported() -> None:
     unused = compile_filter(_sigma_filter(_filter(["no_such_rule"])), "unused.yml")
     assert unused_filters(rules, [used, unused], names) == [
         "unused.yml: filter 'Tune admins' applies to none of the loaded rules"]
+
+
+def test_filters_from_the_loader_keep_their_file(tmp_path: Path) -> None:
+    path = tmp_path / "mf_admins.yml"
+    path.write_text(_filter([WHOAMI_ID]))
+    loaded = load([str(path)])
+    (compiled,) = [compile_filter(f) for f in loaded.filters]
+    assert compiled.path == str(path)
+    assert compiled.targets == (WHOAMI_ID,)

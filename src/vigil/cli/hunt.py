@@ -34,6 +34,13 @@ def _key_fields(detection: Detection, width: int = 160) -> str:
 def _print(result: HuntResult, output: str) -> None:
     shown = result.detections
     if output == "json":
+        for h in result.correlations:
+            typer.echo(json.dumps({"ts": h.fired.isoformat(), "level": h.rule.level,
+                                   "correlation": h.rule.title, "rule_id": h.rule.id,
+                                   "author": h.rule.author, "type": h.type, "group": h.group,
+                                   "value": h.value, "first": h.first.isoformat(),
+                                   "last": h.last.isoformat(), "event_ids": list(h.event_ids)},
+                                  default=str))
         for d in shown:
             typer.echo(json.dumps({"ts": d.ts.isoformat(), "level": d.rule.level,
                                    "rule": d.rule.title, "rule_id": d.rule.id,
@@ -44,7 +51,18 @@ def _print(result: HuntResult, output: str) -> None:
              _key_fields(d), d.rule.author or "") for d in shown]
     render_rows(["time (UTC)", "level", "rule", "host", "key fields", "rule author"], rows, output)
     if output == "table":
+        _correlations(result)
         _summary(result)
+
+
+def _correlations(result: HuntResult) -> None:
+    if not result.correlations:
+        return
+    rows = [(h.fired.strftime("%Y-%m-%d %H:%M:%S"), h.rule.level, h.rule.title, h.type,
+             " ".join(f"{k}={v}" for k, v in h.group.items()), h.value, h.count,
+             h.rule.author or "") for h in result.correlations]
+    render_rows(["fired (UTC)", "level", "correlation", "type", "group", "value", "events",
+                 "rule author"], rows, "table", title="correlations")
 
 
 def _summary(result: HuntResult) -> None:
@@ -99,11 +117,11 @@ def hunt(
     if logs:
         if write_alerts:
             raise InputError("--alerts records detections on stored events; drop the log files")
-        result = hunt_files(compiled, logs, fmt=fmt)
+        result = hunt_files(compiled, logs, fmt=fmt, ruleset=ruleset)
     else:
         vigil = state(ctx)
         result = hunt_store(vigil.store, compiled, when_option(since, "--since"),
-                            when_option(until, "--until"))
+                            when_option(until, "--until"), ruleset)
         if write_alerts:
             created = alerts.record(vigil.db, result.detections,
                                     vigil.settings.detect.suppress_seconds)

@@ -19,10 +19,12 @@ them are evaluated and how hits are cut is in :mod:`vigil.detect.correlation_win
 Evaluation: the referenced detection rules run once through the :class:`Engine` (over the
 ``since``/``until`` range) with their ``fields`` widened to the group-by, alias and value
 fields, so every :class:`Detection` carries what the correlation needs, read through the
-partition's field mapping. Matches whose group-by (or value) field is missing or, for value
-types other than ``value_count``, not a number, are left out. One event matched by several
-referenced rules counts once, except for temporal types. A referenced correlation's hits are
-occurrences at their ``fired`` time whose fields are their group-by values.
+partition's field mapping (field names compare case-insensitively, values as stored text:
+``Bob`` and ``bob`` are two users). Matches whose group-by (or value) field is missing or,
+for value types other than ``value_count``, not a number, are left out. One event matched by
+several referenced rules counts once, except for temporal types. A referenced correlation's
+hits are occurrences at their ``fired`` time whose fields are their group-by values. Windows
+see only the events in ``[since, until)``: a burst straddling ``since`` is cut.
 
 ``generate``: a referenced rule (or correlation) still gives its own detections when at least
 one correlation naming it says ``generate: true``; :func:`silenced_rules` lists the others.
@@ -67,7 +69,7 @@ from vigil.store.schema import TS, quote
 
 __all__ = ["MAX_EVENTS", "CorrelationHit", "check_correlation", "correlation_base_rules",
            "correlation_meta", "evaluate_correlations", "index_rules", "parse_correlation",
-           "silenced_rules"]
+           "silenced_rules", "usable_correlations"]
 
 MAX_EVENTS = 100
 """At most this many contributing event ids are kept per hit."""
@@ -279,6 +281,40 @@ def _build_plan(correlation: SigmaCorrelationRule, meta: RuleMeta, refs: tuple[_
                  bool(correlation.generate))
 
 
+def usable_correlations(correlations: Sequence[SigmaCorrelationRule],
+                        rules: Mapping[str, CompiledRule],
+                        ) -> tuple[list[SigmaCorrelationRule], list[str]]:
+    """The correlations that can be evaluated together, and one message per other one
+    (malformed, a duplicate, an unknown reference, a cycle, or one of those further down a
+    chain), so that one bad correlation does not stop the rest."""
+    problems: list[str] = []
+    checked: list[SigmaCorrelationRule] = []
+    seen: set[str] = set()
+    for correlation in correlations:
+        try:
+            check_correlation(correlation)
+        except RuleError as exc:
+            problems.append(str(exc))
+            continue
+        named = correlation.id is not None or bool(correlation.name)
+        ident = correlation_meta(correlation).id
+        if named and ident in seen:
+            problems.append(f"{_path(correlation)}: duplicate correlation id {ident}")
+            continue
+        seen.add(ident)
+        checked.append(correlation)
+    usable = []
+    for position, correlation in enumerate(checked):
+        planner = _Planner(checked, rules)
+        try:
+            planner.plan(list(planner.sources)[position])
+        except RuleError as exc:
+            problems.append(str(exc))
+            continue
+        usable.append(correlation)
+    return usable, problems
+
+
 def _plans(correlations: Sequence[SigmaCorrelationRule],
            rules: Mapping[str, CompiledRule]) -> list[_Plan]:
     """Checked, resolved correlations, each after the correlations it refers to."""
@@ -393,7 +429,9 @@ def _hit(plan: _Plan, group: tuple[str, ...], window: Window) -> CorrelationHit:
             if len(events) < MAX_EVENTS:
                 events.setdefault(event)
     rules = dict.fromkeys(item.rule_id for item in window.items)
-    value = window.value if isinstance(window.value, int) else float(window.value)
+    value: int | float = window.value if isinstance(window.value, int) else (
+        int(window.value) if window.value == window.value.to_integral_value()
+        else float(window.value))
     first = min(item.since or item.ts for item in window.items)
     return CorrelationHit(plan.meta, plan.spec.kind, dict(zip(plan.group_by, group, strict=True)),
                           first, window.items[-1].ts, window.fired, value,

@@ -227,10 +227,12 @@ def _aggregate(spec: WindowSpec, items: Sequence[Occurrence]) -> _Aggregate:
     raise ValueError(f"no aggregate for correlation type {spec.kind!r}")
 
 
-def _fired(spec: WindowSpec, items: Sequence[Occurrence], lo: int, hi: int) -> datetime:
+def _fired(spec: WindowSpec, items: Sequence[Occurrence], lo: int, hi: int,
+           state: _Aggregate) -> datetime:
     """When the condition first held in the window ``items[lo:hi]`` (see the module doc)."""
     if spec.op in ("gt", "gte"):
-        prefix = _aggregate(spec, items)
+        # The ordered aggregate keeps no running state: reuse it rather than index again.
+        prefix = state if isinstance(state, _Ordered) else _aggregate(spec, items)
         for index in range(lo, hi):
             prefix.add(items[index])
             value = prefix.value(lo, index + 1)
@@ -254,7 +256,7 @@ def find_windows(items: Sequence[Occurrence], spec: WindowSpec) -> list[Window]:
             previous = hi
             value = state.value(lo, hi)
             if value is not None and holds(spec, value):
-                found.append(Window(tuple(items[lo:hi]), value, _fired(spec, items, lo, hi)))
+                found.append(Window(tuple(items[lo:hi]), value, _fired(spec, items, lo, hi, state)))
                 for index in range(lo, hi):
                     state.remove(items[index])
                 lo, previous = hi, -1

@@ -66,8 +66,11 @@ def normal_reference(reference: str) -> str:
         return reference.strip()
 
 
-def compile_filter(sigma_filter: SigmaFilter, path: str = "<filter>") -> CompiledFilter:
-    """Compile a parsed filter, or raise :class:`RuleError` (with the filter's location)."""
+def compile_filter(sigma_filter: SigmaFilter, path: str | None = None) -> CompiledFilter:
+    """Compile a parsed filter, or raise :class:`RuleError` (with the filter's location:
+    ``path``, else the file pySigma recorded)."""
+    source = getattr(getattr(sigma_filter, "source", None), "path", None)
+    path = path or (str(source) if source is not None else "<filter>")
     location = Location(path)
     if sigma_filter.errors:
         reasons = "; ".join(str(e.args[0]) if e.args else str(e) for e in sigma_filter.errors)
@@ -86,13 +89,13 @@ def compile_filter(sigma_filter: SigmaFilter, path: str = "<filter>") -> Compile
     except RuleError as exc:
         message = exc.message.replace("invalid Sigma rule", "invalid Sigma filter", 1)
         raise RuleError(message, location=location) from None
-    source = sigma_filter.logsource
+    logsource = sigma_filter.logsource
     targets = None if isinstance(body.rules, str) else tuple(
         normal_reference(r.reference) for r in body.rules)
     ident = str(sigma_filter.id) if sigma_filter.id is not None else (sigma_filter.name or path)
     return CompiledFilter(
         id=ident, title=sigma_filter.title,
-        logsource=LogSource(source.product, source.category, source.service),
+        logsource=LogSource(logsource.product, logsource.category, logsource.service),
         targets=targets, sql=compiled.sql, fields=compiled.fields, path=path,
         excludes=any(_NOT.search(c) for c in body.condition), warnings=compiled.warnings)
 

@@ -14,10 +14,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sigma.correlations import SigmaCorrelationRule
+from sigma.filters import SigmaFilter
+
 from vigil.core.config import load_settings
 from vigil.core.db import StateDB
 from vigil.core.errors import RuleError
+from vigil.detect.correlation import (
+    CorrelationHit,
+    evaluate_correlations,
+    index_rules,
+    silenced_rules,
+    usable_correlations,
+)
 from vigil.detect.engine import Detection, Engine, EngineStats
+from vigil.detect.filters import apply_filters, compile_filter, unused_filters
 from vigil.detect.types import CompiledRule
 from vigil.store.duck import EventStore
 from vigil.store.schema import TS, quote
@@ -27,10 +38,13 @@ LEVELS = ("critical", "high", "medium", "low", "informational")
 
 @dataclass(slots=True)
 class RuleSet:
-    """Compiled rules plus what could not be loaded or compiled."""
+    """Compiled rules (filters applied), usable correlations, and what could not be used."""
 
     rules: list[CompiledRule] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    correlations: list[SigmaCorrelationRule] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    """Rule id -> Sigma ``name`` (correlations and filters may refer to rules by name)."""
 
 
 @dataclass(slots=True)
@@ -39,6 +53,7 @@ class HuntResult:
 
     detections: list[Detection]
     stats: EngineStats
+    correlations: list[CorrelationHit] = field(default_factory=list)
     events: int = 0
     rejected: int = 0
     ingest_seconds: float = 0.0
@@ -61,7 +76,7 @@ def select_rules(rules: Sequence[CompiledRule], min_level: str = "informational"
 
 
 def compile_paths(paths: Sequence[str]) -> RuleSet:
-    """Load and compile Sigma rules from files, folders and zips (no database)."""
+    """Load and compile Sigma rules, filters and correlations from files, folders and zips."""
     from vigil.detect.compiler import compile_rule, rule_meta
     from vigil.detect.loader import load
 
@@ -72,7 +87,24 @@ def compile_paths(paths: Sequence[str]) -> RuleSet:
             result.rules.append(compile_rule(item.rule, rule_meta(item.rule, item.path)))
         except RuleError as exc:
             result.problems.append(f"{item.path}: {exc}")
+    result.names = {str(i.rule.id): i.rule.name for i in loaded.rules if i.rule.name}
+    _add_filters(result, loaded.filters)
+    result.correlations, problems = usable_correlations(
+        loaded.correlations, index_rules(result.rules, result.names))
+    result.problems += problems
     return result
+
+
+def _add_filters(result: RuleSet, filters: Sequence[SigmaFilter]) -> None:
+    compiled = []
+    for sigma_filter in filters:
+        try:
+            compiled.append(compile_filter(sigma_filter))
+        except RuleError as exc:
+            result.problems.append(str(exc))
+    if compiled:
+        result.problems += unused_filters(result.rules, compiled, result.names)
+        result.rules = apply_filters(result.rules, compiled, result.names)
 
 
 def _sorted(detections: list[Detection]) -> list[Detection]:
@@ -81,8 +113,8 @@ def _sorted(detections: list[Detection]) -> list[Detection]:
 
 
 def hunt_store(store: EventStore, rules: Sequence[CompiledRule], since: datetime | None = None,
-               until: datetime | None = None) -> HuntResult:
-    """Run rules over the stored events of a time range."""
+               until: datetime | None = None, ruleset: RuleSet | None = None) -> HuntResult:
+    """Run rules (and the correlations of ``ruleset``) over the stored events of a range."""
     conditions, params = ["TRUE"], []
     if since is not None:
         conditions.append(f"{quote(TS)} >= ?")
@@ -92,11 +124,18 @@ def hunt_store(store: EventStore, rules: Sequence[CompiledRule], since: datetime
         params.append(until)
     stats = EngineStats()
     found = list(Engine(rules).run(store, " AND ".join(conditions), params, stats))
-    return HuntResult(_sorted(found), stats, events=stats.events)
+    result = HuntResult(_sorted(found), stats, events=stats.events)
+    if ruleset is not None and ruleset.correlations:
+        index = index_rules(rules, ruleset.names)
+        result.correlations = evaluate_correlations(store, ruleset.correlations, index,
+                                                    since, until)
+        silenced = silenced_rules(ruleset.correlations, index)
+        result.detections = [d for d in result.detections if d.rule.id not in silenced]
+    return result
 
 
 def hunt_files(rules: Sequence[CompiledRule], paths: Sequence[str], *, fmt: str | None = None,
-               workers: int = 0) -> HuntResult:
+               workers: int = 0, ruleset: RuleSet | None = None) -> HuntResult:
     """Ingest ``paths`` into a temporary store, run the rules, and forget the store."""
     from vigil.ingest.batches import ParseOptions
     from vigil.ingest.files import ingest_inputs
@@ -111,7 +150,7 @@ def hunt_files(rules: Sequence[CompiledRule], paths: Sequence[str], *, fmt: str 
         try:
             summary = ingest_inputs(refs, store, db, ParseOptions(format=fmt),
                                     workers=workers or min(len(refs), os.cpu_count() or 1))
-            result = hunt_store(store, rules)
+            result = hunt_store(store, rules, ruleset=ruleset)
         finally:
             store.close()
             db.dispose()
