@@ -33,8 +33,5 @@ def list_alerts(vigil: VigilDep, _caller: Reader,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 rule_id: str | None = None) -> list[AlertOut]:
     """The most recent alerts first; each shows the rule's author (Detection Rule License)."""
-    return [AlertOut(
-        id=a.id, rule_id=a.rule_id, rule_title=a.rule_title, level=a.level,
-        rule_author=a.rule_author, host=a.host, first_seen=a.first_seen, last_seen=a.last_seen,
-        count=a.count, event_ids=a.event_ids, status=a.status)
-        for a in alerts.listing(vigil.db, limit, rule_id)]
+    return [AlertOut.model_validate(a, from_attributes=True)
+            for a in alerts.listing(vigil.db, limit, rule_id)]

@@ -60,12 +60,11 @@ from vigil.detect.correlation_windows import (
     find_windows,
     order,
 )
-from vigil.detect.engine import Detection, Engine
+from vigil.detect.engine import Detection, Engine, time_scope
 from vigil.detect.filters import normal_reference
 from vigil.detect.types import CompiledRule, RuleMeta
 from vigil.events.models import LogSource
 from vigil.store.duck import EventStore
-from vigil.store.schema import TS, quote
 
 __all__ = ["MAX_EVENTS", "CorrelationHit", "check_correlation", "correlation_base_rules",
            "correlation_meta", "evaluate_correlations", "index_rules", "parse_correlation",
@@ -353,17 +352,6 @@ def correlation_base_rules(correlations: Sequence[SigmaCorrelationRule],
     return _widened(_plans(correlations, rules))
 
 
-def _scope(since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
-    conditions, params = ["TRUE"], []
-    if since is not None:
-        conditions.append(f"{quote(TS)} >= ?")
-        params.append(since)
-    if until is not None:
-        conditions.append(f"{quote(TS)} < ?")
-        params.append(until)
-    return " AND ".join(conditions), params
-
-
 # --- occurrences ---------------------------------------------------------------------------
 
 
@@ -470,7 +458,7 @@ def evaluate_correlations(store: EventStore, correlations: Sequence[SigmaCorrela
     """
     plans = _plans(correlations, rules)
     if detections is None:
-        scope, params = _scope(since, until)
+        scope, params = time_scope(since, until)
         detections = Engine(_widened(plans)).run(store, scope, params)
     by_rule: dict[str, list[Detection]] = defaultdict(list)
     for detection in detections:

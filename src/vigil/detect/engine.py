@@ -53,6 +53,18 @@ class EngineStats:
     failures: dict[str, str] = field(default_factory=dict)
 
 
+def time_scope(since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    """The SQL scope (and its parameters) of the events in ``[since, until)``."""
+    conditions, params = ["TRUE"], []
+    if since is not None:
+        conditions.append(f"{quote(TS)} >= ?")
+        params.append(since)
+    if until is not None:
+        conditions.append(f"{quote(TS)} < ?")
+        params.append(until)
+    return " AND ".join(conditions), params
+
+
 def _source_of(info: PartitionInfo) -> LogSource:
     return LogSource(info.product, info.category, info.service)
 

@@ -27,11 +27,10 @@ from vigil.detect.correlation import (
     silenced_rules,
     usable_correlations,
 )
-from vigil.detect.engine import Detection, Engine, EngineStats
+from vigil.detect.engine import Detection, Engine, EngineStats, time_scope
 from vigil.detect.filters import apply_filters, compile_filter, unused_filters
 from vigil.detect.types import CompiledRule
 from vigil.store.duck import EventStore
-from vigil.store.schema import TS, quote
 
 LEVELS = ("critical", "high", "medium", "low", "informational")
 
@@ -115,15 +114,9 @@ def _sorted(detections: list[Detection]) -> list[Detection]:
 def hunt_store(store: EventStore, rules: Sequence[CompiledRule], since: datetime | None = None,
                until: datetime | None = None, ruleset: RuleSet | None = None) -> HuntResult:
     """Run rules (and the correlations of ``ruleset``) over the stored events of a range."""
-    conditions, params = ["TRUE"], []
-    if since is not None:
-        conditions.append(f"{quote(TS)} >= ?")
-        params.append(since)
-    if until is not None:
-        conditions.append(f"{quote(TS)} < ?")
-        params.append(until)
+    scope, params = time_scope(since, until)
     stats = EngineStats()
-    found = list(Engine(rules).run(store, " AND ".join(conditions), params, stats))
+    found = list(Engine(rules).run(store, scope, params, stats))
     result = HuntResult(_sorted(found), stats, events=stats.events)
     if ruleset is not None and ruleset.correlations:
         index = index_rules(rules, ruleset.names)
