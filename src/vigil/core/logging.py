@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "color_message"}
 
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
