@@ -212,3 +212,90 @@ def test_rules_test_passes_and_fails_on_sample_logs(tmp_path: Path) -> None:
     assert "PASS" in passed.out and "1 detections" in passed.out
     failed = vigil(tmp_path / "d", "rules", "test", "--rule", str(rule), str(logs), "--expect", "2")
     assert failed.code == 1 and "FAIL" in failed.out
+
+
+FAILED = "53ba33fd-3a50-4468-a5ef-c583635cfa92"
+SCANNER_FILTER = "6b1e4d2a-8f3c-4e1b-9a0d-2c3b4a5d6e7f"
+MANY_FAILED = "0e95725d-7320-415d-80f7-004da920fc11"
+PACK = f"""title: Failed logon
+id: {FAILED}
+name: failed_login
+author: Jane Analyst
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+level: low
+---
+title: Ignore the scanner account
+id: {SCANNER_FILTER}
+logsource:
+    product: windows
+    service: security
+filter:
+    rules:
+        - failed_login
+    selection:
+        TargetUserName: scanner
+    condition: not selection
+---
+title: Many failed logons
+id: {MANY_FAILED}
+name: many_failed
+author: Jane Analyst
+level: high
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - TargetUserName
+    timespan: 5m
+    condition:
+        gte: 3
+"""
+
+
+def _logons(path: Path, users: list[str]) -> Path:
+    lines = [json.dumps({"@timestamp": f"2024-05-01T10:0{n}:00Z", "EventID": 4625,
+                         "Channel": "Security", "Hostname": "dc1", "TargetUserName": user})
+             for n, user in enumerate(users)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_filters_and_correlations_in_the_catalog_and_the_retro_hunt(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "pack.yml").write_text(PACK)
+    run = ok(vigil(data, "rules", "import", str(tmp_path / "pack.yml")))
+    assert "1 filters and 1 correlation rules imported: 2 new, 0 updated, 0 unchanged" in run.out
+    table = ok(vigil(data, "rules", "list")).out
+    assert "1 rules, 1 filters, 1 correlations" in table
+    rows = [json.loads(line) for line in ok(vigil(data, "rules", "list", "--kind", "correlation",
+                                                    "-o", "json")).out.splitlines()]
+    assert [(r["id"], r["kind"], r["compiled"]) for r in rows] == [(MANY_FAILED, "correlation",
+                                                                    "yes")]
+    shown = ok(vigil(data, "rules", "show", SCANNER_FILTER)).out
+    assert "kind:       filter" in shown and "TargetUserName: scanner" in shown
+
+    logs = _logons(tmp_path / "logons.json", ["bob", "scanner", "bob", "scanner", "bob",
+                                              "scanner"])
+    ok(vigil(data, "ingest", str(logs), "-q"))
+    hits = [json.loads(line) for line in ok(vigil(data, "hunt", "-o", "json")).out.splitlines()]
+    assert [(h["correlation"], h["group"]) for h in hits] == [
+        ("Many failed logons", {"TargetUserName": "bob"})]  # the counted rule is silenced
+    assert "1 new alerts recorded" in ok(vigil(data, "hunt", "--alerts", "-o", "json")).err
+    assert "0 new alerts recorded" in ok(vigil(data, "hunt", "--alerts", "-o", "json")).err
+
+    assert "1 rules matched, 1 disabled" in ok(vigil(data, "rules", "disable", "*scanner*")).out
+    hits = [json.loads(line) for line in ok(vigil(data, "hunt", "-o", "json")).out.splitlines()]
+    assert sorted(h["group"]["TargetUserName"] for h in hits) == ["bob", "scanner"]
+    assert "1 rules matched, 1 disabled" in ok(vigil(data, "rules", "disable", "many_failed")).out
+    found = [json.loads(line) for line in ok(vigil(data, "hunt", "-o", "json")).out.splitlines()]
+    assert len(found) == 6 and all(f["rule_id"] == FAILED for f in found)
+    disabled = ok(vigil(data, "rules", "list", "--disabled", "-o", "json")).out.splitlines()
+    assert sorted(json.loads(line)["kind"] for line in disabled) == ["correlation", "filter"]
+    user_error(vigil(data, "rules", "list", "--kind", "macro"), "unknown kind")

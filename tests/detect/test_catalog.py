@@ -1,11 +1,16 @@
-"""The rule catalog on SQLite and PostgreSQL: import, re-import, list, enable, coverage."""
+"""The rule catalog on SQLite and PostgreSQL: import, re-import, list, enable, coverage, and
+the filters and correlation rules it keeps taking effect in retro-hunts."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+import uuid
+import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -17,8 +22,11 @@ from vigil.core.db import Base, StateDB
 from vigil.core.errors import InputError, NotFoundError
 from vigil.detect import catalog
 from vigil.detect.compiler import compile_rule, rule_meta
+from vigil.detect.hunt import hunt_store
 from vigil.detect.loader import load
-from vigil.detect.models import Alert, Rule
+from vigil.detect.models import Alert, Rule, RuleDocument
+from vigil.events.models import Event, LogSource
+from vigil.store.duck import EventStore
 
 IDS = [f"7a1c0de{i}-0000-4000-8000-00000000000{i}" for i in range(10)]
 
@@ -68,15 +76,21 @@ def rules_dir(tmp_path: Path) -> Path:
     return folder
 
 
+TABLES = ("rules", "rule_documents", "alerts")
+
+
 def test_migration_matches_the_models(state_db: StateDB) -> None:
-    assert {"rules", "alerts"} <= set(inspect(state_db.engine).get_table_names())
+    assert set(TABLES) <= set(inspect(state_db.engine).get_table_names())
     with state_db.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    ours = [d for d in diffs if any(_table_of(x) in ("rules", "alerts") for x in _flatten(d))]
+    ours = [d for d in diffs if any(_table_of(x) in TABLES for x in _flatten(d))]
     assert ours == []
     indexes = {i["name"] for i in inspect(state_db.engine).get_indexes("alerts")}
     assert {"ix_alerts_rule_id", "ix_alerts_last_seen", "ix_alerts_dedup_key"} <= indexes
+    assert {i["name"] for i in inspect(state_db.engine).get_indexes("rule_documents")} == {
+        "ix_rule_documents_kind"}
     assert Rule.__tablename__ == "rules" and Alert.__tablename__ == "alerts"
+    assert RuleDocument.__tablename__ == "rule_documents"
 
 
 def _table_of(item: object) -> str | None:
@@ -233,3 +247,193 @@ def test_sigmahq_corpus_import(state_db: StateDB) -> None:
     assert len(covered) > 200
     json.dumps(catalog.navigator_layer(covered, catalog.titles(state_db)))
     print(f"  {len(covered)} techniques covered; both imports in {time.perf_counter() - started:.1f} s")
+
+
+# --- filters and correlation rules -----------------------------------------------------------
+
+
+FAILED = "53ba33fd-3a50-4468-a5ef-c583635cfa92"
+FILTER = "6b1e4d2a-8f3c-4e1b-9a0d-2c3b4a5d6e7f"
+BAD_FILTER = "6b1e4d2a-8f3c-4e1b-9a0d-2c3b4a5d6e80"
+CORRELATION = "0e95725d-7320-415d-80f7-004da920fc11"
+LOST = "0e95725d-7320-415d-80f7-004da920fc12"
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+SECURITY = LogSource("windows", None, "security")
+
+BASE_RULE = f"""title: Failed logon
+id: {FAILED}
+name: failed_login
+status: test
+author: Vigil tests
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+level: low
+"""
+TUNING = f"""title: Ignore the scanner account
+id: {FILTER}
+author: Vigil tests
+logsource:
+    product: windows
+    service: security
+filter:
+    rules:
+        - failed_login
+    selection:
+        User: scanner
+    condition: not selection
+"""
+BROKEN_FILTER = f"""title: Unresolved placeholder
+id: {BAD_FILTER}
+logsource:
+    product: windows
+filter:
+    rules: any
+    selection:
+        User|expand: '%admins%'
+    condition: not selection
+"""
+CORRELATIONS = f"""title: Many failed logons
+id: {CORRELATION}
+name: many_failed
+status: test
+author: Vigil tests
+level: high
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - User
+    timespan: 5m
+    generate: true
+    condition:
+        gte: 3
+---
+title: Lost correlation
+id: {LOST}
+correlation:
+    type: event_count
+    rules:
+        - no_such_rule
+    timespan: 5m
+    condition:
+        gte: 2
+"""
+
+
+@pytest.fixture
+def tuned_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "tuned"
+    write(folder / "failed.yml", BASE_RULE)
+    write(folder / "filters" / "scanner.yml", TUNING)
+    write(folder / "filters" / "broken.yml", BROKEN_FILTER)
+    write(folder / "correlations.yml", CORRELATIONS)
+    return folder
+
+
+def logon(minutes: float, user: str) -> Event:
+    values: dict[str, Any] = {"EventID": 4625, "User": user}
+    return Event(uuid.uuid4().hex, T0 + timedelta(minutes=minutes), T0, "dc1", SECURITY, "json",
+                 values, json.dumps(values))
+
+
+def test_import_stores_filters_and_correlations(state_db: StateDB, tuned_dir: Path) -> None:
+    report = catalog.import_rules(state_db, [tuned_dir])
+    assert (report.loaded, report.compiled, report.filters, report.correlations) == (1, 1, 2, 2)
+    assert report.documents == {"new": 4, "updated": 0, "unchanged": 0}
+    problems = {(Path(p.path).name, p.reason) for p in report.problems}
+    assert ("correlations.yml", "correlation 'Lost correlation' refers to unknown rule "
+            "'no_such_rule'") in problems
+    [placeholder] = [p for p in report.problems if Path(p.path).name == "broken.yml"]
+    assert "%admins%" in placeholder.reason and placeholder.line == 1
+    assert len(report.problems) == 2
+
+    views = {v.id: v for v in catalog.list_rules(state_db)}
+    assert {v.kind for v in views.values()} == {"rule", "filter", "correlation"}
+    assert not views[BAD_FILTER].compiled and "%admins%" in (views[BAD_FILTER].compile_error or "")
+    assert views[FILTER].compiled and str(views[FILTER].logsource) == "windows/-/security"
+    assert [v.id for v in catalog.list_rules(state_db, kind="correlation")] == [CORRELATION, LOST]
+    assert [v.id for v in catalog.list_rules(state_db, kind="rule")] == [FAILED]
+    assert [v.id for v in catalog.list_rules(state_db, search="many_failed")] == [CORRELATION]
+    with pytest.raises(InputError, match="unknown kind"):
+        catalog.list_rules(state_db, kind="macro")
+    detail = catalog.get_rule(state_db, CORRELATION.upper())
+    assert detail.kind == "correlation" and detail.sql is None and detail.author == "Vigil tests"
+    assert detail.yaml == CORRELATIONS.split("---\n", maxsplit=1)[0]  # its own document, as written
+    assert catalog.get_rule(state_db, FILTER).yaml == TUNING
+
+
+def test_reimport_of_documents_keeps_enabled(state_db: StateDB, tuned_dir: Path) -> None:
+    catalog.import_rules(state_db, [tuned_dir])
+    assert catalog.set_enabled(state_db, ["*scanner*", LOST], False).changed == 2
+    again = catalog.import_rules(state_db, [tuned_dir])
+    assert again.documents == {"new": 0, "updated": 0, "unchanged": 4}
+    write(tuned_dir / "filters" / "scanner.yml", TUNING.replace("scanner account", "scanners"))
+    third = catalog.import_rules(state_db, [tuned_dir])
+    assert third.documents == {"new": 0, "updated": 1, "unchanged": 3}
+    changed = catalog.get_rule(state_db, FILTER)
+    assert changed.title == "Ignore the scanners" and not changed.enabled
+    assert {v.id for v in catalog.list_rules(state_db, enabled=False)} == {FILTER, LOST}
+
+
+def test_retro_hunt_applies_filters_and_finds_correlations(state_db: StateDB,
+                                                           tuned_dir: Path) -> None:
+    catalog.import_rules(state_db, [tuned_dir])
+    store = EventStore(None)
+    store.write([logon(0, "bob"), logon(1, "bob"), logon(2, "bob"),
+                 logon(0, "scanner"), logon(1, "scanner"), logon(2, "scanner"),
+                 logon(0, "alice"), logon(9, "alice"), logon(10, "alice")])
+    ruleset = catalog.ruleset(state_db)
+    assert [c.title for c in ruleset.correlations] == ["Many failed logons"]
+    assert any("no_such_rule" in p for p in ruleset.problems)
+    assert ruleset.names == {FAILED: "failed_login"}
+    [rule] = catalog.enabled_compiled(state_db)
+    assert rule == ruleset.rules[0] and "scanner" in rule.sql  # filters take effect everywhere
+    result = hunt_store(store, ruleset.rules, ruleset=ruleset)
+    users = sorted(d.fields["User"] for d in result.detections)
+    assert users == ["alice"] * 3 + ["bob"] * 3  # the filtered account is gone
+    [hit] = result.correlations
+    assert (hit.rule.id, hit.group, hit.count) == (CORRELATION, {"User": "bob"}, 3)
+
+    catalog.set_enabled(state_db, FILTER, False)
+    ruleset = catalog.ruleset(state_db)
+    result = hunt_store(store, ruleset.rules, ruleset=ruleset)
+    assert sorted(h.group["User"] for h in result.correlations) == ["bob", "scanner"]
+    catalog.set_enabled(state_db, CORRELATION, False)
+    assert catalog.ruleset(state_db).correlations == []
+    catalog.set_enabled(state_db, CORRELATION, True)
+    catalog.set_enabled(state_db, FAILED, False)  # a correlation of a disabled rule is unusable
+    ruleset = catalog.ruleset(state_db)
+    assert ruleset.rules == [] and ruleset.correlations == []
+    assert any("failed_login" in p for p in ruleset.problems)
+    store.close()
+
+
+def test_correlations_silence_their_rules_unless_generate(state_db: StateDB,
+                                                          tuned_dir: Path) -> None:
+    write(tuned_dir / "correlations.yml", CORRELATIONS.replace("    generate: true\n", ""))
+    catalog.import_rules(state_db, [tuned_dir])
+    store = EventStore(None)
+    store.write([logon(0, "bob"), logon(1, "bob"), logon(2, "bob")])
+    ruleset = catalog.ruleset(state_db)
+    result = hunt_store(store, ruleset.rules, ruleset=ruleset)
+    assert result.detections == [] and len(result.correlations) == 1
+    store.close()
+
+
+def test_documents_from_a_zip_keep_their_text(state_db: StateDB, tmp_path: Path) -> None:
+    archive = tmp_path / "pack.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        opened.writestr("rules/failed.yml", BASE_RULE)
+        opened.writestr("rules/both.yml", TUNING + "---\n" + CORRELATIONS)
+    report = catalog.import_rules(state_db, [archive])
+    assert (report.filters, report.correlations) == (1, 2)
+    assert catalog.get_rule(state_db, FILTER).yaml == TUNING
+    assert catalog.get_rule(state_db, FILTER).path == f"{archive}!rules/both.yml"
+    assert catalog.get_rule(state_db, LOST).yaml == CORRELATIONS.split("---\n")[1]
+    assert len(catalog.ruleset(state_db).correlations) == 1

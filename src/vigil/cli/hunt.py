@@ -11,19 +11,20 @@ from vigil.cli.common import console, err_console, render_rows, state
 from vigil.core.errors import InputError
 from vigil.core.timeutil import when_option
 from vigil.detect import alerts
+from vigil.detect.correlation import correlation_base_rules, index_rules
 from vigil.detect.engine import Detection
 from vigil.detect.hunt import (
     LEVELS,
     HuntResult,
+    RuleSet,
     compile_paths,
     hunt_files,
     hunt_store,
     select_rules,
 )
+from vigil.detect.types import CompiledRule
 
 OUTPUTS = ("table", "json", "csv")
-
-
 
 
 def _key_fields(detection: Detection, width: int = 160) -> str:
@@ -102,31 +103,53 @@ def hunt(
         raise InputError(f"--output must be one of {', '.join(OUTPUTS)}")
     if min_level not in LEVELS:
         raise InputError(f"--min-level must be one of {', '.join(LEVELS)}")
-    ruleset = compile_paths(rules) if rules else None
-    if ruleset is not None:
-        for problem in ruleset.problems:
-            err_console.print(f"skipped: {problem}")
-        compiled = ruleset.rules
+    if logs and write_alerts:
+        raise InputError("--alerts records detections on stored events; drop the log files")
+    if rules:
+        ruleset = compile_paths(rules)
     else:
-        from vigil.detect.catalog import enabled_compiled
+        from vigil.detect.catalog import ruleset as catalog_ruleset
 
-        compiled = enabled_compiled(state(ctx).db)
-    compiled = select_rules(compiled, min_level, status or ())
-    if not compiled:
+        ruleset = catalog_ruleset(state(ctx).db)
+    for problem in ruleset.problems:
+        err_console.print(f"skipped: {problem}")
+    shown = select_rules(ruleset.rules, min_level, status or ())
+    if not shown and not ruleset.correlations:
         raise InputError("no rules to run: give --rules, or import and enable rules first")
+    compiled = _with_base_rules(shown, ruleset)
     if logs:
-        if write_alerts:
-            raise InputError("--alerts records detections on stored events; drop the log files")
         result = hunt_files(compiled, logs, fmt=fmt, ruleset=ruleset)
     else:
         vigil = state(ctx)
         result = hunt_store(vigil.store, compiled, when_option(since, "--since"),
                             when_option(until, "--until"), ruleset)
-        if write_alerts:
-            created = alerts.record(vigil.db, result.detections,
-                                    vigil.settings.detect.suppress_seconds)
-            err_console.print(f"{created} new alerts recorded")
+    _select_output(result, shown, min_level)
+    if write_alerts:
+        vigil = state(ctx)
+        created = alerts.record(vigil.db, result.detections,
+                                vigil.settings.detect.suppress_seconds)
+        created += alerts.record_correlations(vigil.db, result.correlations)
+        err_console.print(f"{created} new alerts recorded")
     _print(result, output)
+
+
+def _with_base_rules(shown: list[CompiledRule], ruleset: RuleSet) -> list[CompiledRule]:
+    """The selected rules and the rules the correlations count, whatever their level."""
+    if not ruleset.correlations:
+        return shown
+    index = index_rules(ruleset.rules, ruleset.names)
+    have = {r.meta.id for r in shown}
+    base = {r.meta.id for r in correlation_base_rules(ruleset.correlations, index)}
+    return shown + [r for r in ruleset.rules if r.meta.id in base - have]
+
+
+def _select_output(result: HuntResult, shown: list[CompiledRule], min_level: str) -> None:
+    """Keep the detections of the selected rules, the hits of correlations of ``min_level``."""
+    ids = {r.meta.id for r in shown}
+    rank = LEVELS.index(min_level)
+    result.detections = [d for d in result.detections if d.rule.id in ids]
+    result.correlations = [h for h in result.correlations if h.rule.level not in LEVELS
+                           or LEVELS.index(h.rule.level) <= rank]
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ rules_app = typer.Typer(help="Sigma detection rules: import, list, show, enable,
 OUTPUTS = ("table", "json", "csv")
 TOP_REASONS = 10
 SHOWN_PROBLEMS = 10
+_SPECS_HELP = "Ids, id prefixes, Sigma names, or globs on ids, names and titles."
 
 
 def _output(output: str) -> str:
@@ -36,8 +38,10 @@ def _print_report(report: ImportReport, verbose: bool) -> None:
     if report.retired:
         typer.echo(f"{report.retired:,} rules are deprecated or unsupported (imported anyway)")
     if report.correlations or report.filters:
-        typer.echo(f"{report.correlations:,} correlation rules and {report.filters:,} filters "
-                   "found (not imported by this command)")
+        changes = report.documents
+        typer.echo(f"{report.filters:,} filters and {report.correlations:,} correlation rules "
+                   f"imported: {changes['new']:,} new, {changes['updated']:,} updated, "
+                   f"{changes['unchanged']:,} unchanged")
     reasons = report.reasons().most_common()
     if reasons:
         typer.echo("\nfailed by reason:")
@@ -67,7 +71,8 @@ def import_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="List every failure and problem.")] = False,
 ) -> None:
-    """Import Sigma rules: load, compile and store them (re-importing is safe)."""
+    """Import Sigma rules, filters and correlation rules: load, compile and store them
+    (re-importing is safe)."""
     report = catalog.import_rules(state(ctx).db, paths)
     _print_report(report, verbose)
 
@@ -79,26 +84,32 @@ def list_cmd(
     enabled: Annotated[bool | None, typer.Option("--enabled/--disabled",
                                                  help="Only enabled or only disabled rules.")] = None,
     search: Annotated[str | None, typer.Option(
-        help="Text in the id, title, author, tags, log source or description.")] = None,
+        help="Text in the id, title, name, author, tags, log source or description.")] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="Only rules, filters or correlations (rule, filter, correlation).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="table, json or csv.")] = "table",
 ) -> None:
-    """List the rules of the catalog, most severe first."""
+    """List the rules, filters and correlation rules of the catalog, most severe first."""
     output = _output(output)
-    views = catalog.list_rules(state(ctx).db, level=level, enabled=enabled, search=search)
+    views = catalog.list_rules(state(ctx).db, level=level, enabled=enabled, search=search,
+                               kind=kind)
     short = output == "table"
-    rows = [(v.id[:8] if short else v.id, v.level, v.title, v.author, str(v.logsource),
+    rows = [(v.id[:8] if short else v.id, v.kind, v.level, v.title, v.author,
+             str(v.logsource) if v.kind != "correlation" else "",
              "yes" if v.enabled else "no", "yes" if v.compiled else "no") for v in views]
-    render_rows(["id", "level", "title", "author", "log source", "enabled", "compiled"], rows,
-                output)
+    render_rows(["id", "kind", "level", "title", "author", "log source", "enabled", "compiled"],
+                rows, output)
     if short:
-        console.print(f"{len(views):,} rules")
-        if not views and level is None and enabled is None and not search:
+        kinds = Counter(v.kind for v in views)
+        console.print(", ".join([f"{kinds['rule']:,} rules"] + [
+            f"{kinds[k]:,} {k}s" for k in ("filter", "correlation") if kinds[k]]))
+        if not views and level is None and enabled is None and not search and kind is None:
             console.print("the catalog is empty: add rules with 'vigil rules import PATH...'",
                           highlight=False)
 
 
 def _print_detail(rule: RuleDetail) -> None:
-    lines = [("id", rule.id), ("title", rule.title), ("level", rule.level),
+    lines = [("id", rule.id), ("kind", rule.kind), ("title", rule.title), ("level", rule.level),
              ("status", rule.status or "-"), ("author", rule.author or "-"),
              ("log source", str(rule.logsource)), ("tags", ", ".join(rule.tags) or "-"),
              ("enabled", "yes" if rule.enabled else "no"), ("path", rule.path),
@@ -116,8 +127,9 @@ def _print_detail(rule: RuleDetail) -> None:
                 typer.echo(f"  - {item}")
     if rule.sql is not None:
         typer.echo(f"\nSQL (fields: {', '.join(rule.fields)}):\n{rule.sql}")
-    else:
-        typer.echo(f"\nnot compiled: {rule.compile_error}")
+    elif rule.compile_error is not None:
+        typer.echo(f"\nnot {'compiled' if rule.kind != 'correlation' else 'usable'}: "
+                   f"{rule.compile_error}")
     typer.echo(f"\nYAML:\n{rule.yaml.rstrip()}")
 
 
@@ -125,7 +137,7 @@ def _print_detail(rule: RuleDetail) -> None:
 def show_cmd(ctx: typer.Context, rule_id: Annotated[str, typer.Argument(
         metavar="ID", help="The rule id, or its first characters.")],
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show one rule: metadata, author, references, its SQL and its YAML."""
+    """Show one rule (filter, correlation): metadata, author, references, SQL and YAML."""
     rule = catalog.get_rule(state(ctx).db, rule_id)
     if as_json:
         data = dataclasses.asdict(rule)
@@ -143,15 +155,17 @@ def _set(ctx: typer.Context, specs: list[str], enabled: bool) -> None:
 
 @rules_app.command("enable")
 def enable_cmd(ctx: typer.Context, specs: Annotated[list[str], typer.Argument(
-        metavar="ID|GLOB...", help="Rule ids, id prefixes, or globs on ids and titles.")]) -> None:
-    """Enable rules (e.g. 'vigil rules enable 5f6b6a1e' or '*mimikatz*')."""
+        metavar="ID|GLOB...", help=_SPECS_HELP)]) -> None:
+    """Enable rules, filters or correlations (e.g. 'vigil rules enable 5f6b6a1e' or
+    '*mimikatz*')."""
     _set(ctx, specs, True)
 
 
 @rules_app.command("disable")
 def disable_cmd(ctx: typer.Context, specs: Annotated[list[str], typer.Argument(
-        metavar="ID|GLOB...", help="Rule ids, id prefixes, or globs on ids and titles.")]) -> None:
-    """Disable rules (they stay in the catalog, the engine skips them)."""
+        metavar="ID|GLOB...", help=_SPECS_HELP)]) -> None:
+    """Disable rules, filters or correlations (they stay in the catalog, the engine skips
+    them; a correlation counting a disabled rule is skipped too)."""
     _set(ctx, specs, False)
 
 

@@ -4,7 +4,9 @@
 its compiled SQL or the reason it could not be compiled, and whether it is enabled. The
 metadata Vigil shows (author, references...) is kept in columns so the engine can rebuild its
 compiled rules without parsing YAML again. ``alerts`` holds detections grouped per rule, host
-and time window. JSON lists are stored as text, the same on SQLite and PostgreSQL.
+and time window. ``rule_documents`` keeps the Sigma filters and correlation rules of the
+catalog (their YAML is parsed again when the engine loads them). JSON lists are stored as
+text, the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Rule(Base):
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     title: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    """The Sigma ``name`` (correlations and filters may refer to the rule by it)."""
     level: Mapped[str] = mapped_column(String(32), index=True)
     status: Mapped[str | None] = mapped_column(String(32))
     author: Mapped[str | None] = mapped_column(Text)
@@ -45,6 +49,38 @@ class Rule(Base):
     """The event fields the SQL refers to (JSON list)."""
     warnings: Mapped[str] = mapped_column(Text, default="[]")
     """What the compiler approximated (JSON list)."""
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RuleDocument(Base):
+    """A Sigma filter or correlation rule of the catalog (its Sigma id, else its ``name``, is
+    the key)."""
+
+    __tablename__ = "rule_documents"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    """``filter`` or ``correlation``."""
+    title: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(32))
+    author: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    product: Mapped[str | None] = mapped_column(String(128))
+    category: Mapped[str | None] = mapped_column(String(128))
+    service: Mapped[str | None] = mapped_column(String(128))
+    """The log source (filters only)."""
+    tags: Mapped[str] = mapped_column(Text, default="[]")
+    refs: Mapped[str] = mapped_column(Text, default="[]")
+    falsepositives: Mapped[str] = mapped_column(Text, default="[]")
+    path: Mapped[str] = mapped_column(Text)
+    yaml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    error: Mapped[str | None] = mapped_column(Text)
+    """Why it cannot be used whatever the other rules (malformed, does not compile)."""
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
