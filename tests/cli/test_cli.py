@@ -5,11 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import typer
 
+from helpers import Run, assert_user_error, ok, run_vigil
 from vigil.cli.main import app
 from vigil.core import tokens
 from vigil.core.db import StateDB, current_revision, make_engine
@@ -29,50 +26,13 @@ from vigil.events import all_formats
 from vigil.store.duck import EventStore
 from vigil.store.search import SearchRequest, count, search
 
-
-def _vigil_command() -> list[str]:
-    found = shutil.which("vigil", path=str(Path(sys.executable).parent)) or shutil.which("vigil")
-    return [found] if found else [sys.executable, "-m", "vigil"]
-
-
-VIGIL = _vigil_command()
-ENV = {**{k: v for k, v in os.environ.items() if not k.upper().startswith("VIGIL_")},
-       "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
 SUMMARY = re.compile(r"(\d[\d,]*) inputs, (\d[\d,]*) records in .*: (\d[\d,]*) stored, "
                      r"(\d[\d,]*) duplicates skipped, (\d[\d,]*) rejected")
 
 
-@dataclass(frozen=True)
-class Run:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-
 def vigil(data_dir: Path | None, *args: str, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> Run:
-    prefix = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    done = subprocess.run([*VIGIL, *prefix, *args], capture_output=True, text=True, timeout=180,
-                          env={**ENV, **(env or {})}, cwd=cwd, check=False)
-    return Run(tuple(args), done.returncode, done.stdout, done.stderr)
-
-
-def ok(run: Run) -> Run:
-    assert run.code == 0, f"{run.args} exited {run.code}\n{run.out}\n{run.err}"
-    assert "Traceback" not in run.err
-    return run
-
-
-def assert_user_error(run: Run, *fragments: str) -> None:
-    """A user mistake: one line on stderr starting with 'error:', exit code 2, no traceback."""
-    assert "Traceback" not in run.err + run.out, run.err
-    lines = [line for line in run.err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"{run.args}: expected one line on stderr, got:\n{run.err}"
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert run.code == 2, f"{run.args} exited {run.code}"
+    return run_vigil(data_dir, *args, env=env, cwd=cwd)
 
 
 def summary_counts(text: str) -> tuple[int, int, int, int, int]:

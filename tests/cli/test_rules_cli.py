@@ -5,19 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from helpers import VIGIL
+from helpers import Run, assert_user_error, ok, run_vigil
 
-ENV = {**{k: v for k, v in os.environ.items() if not k.upper().startswith("VIGIL_")},
-       "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
 WHOAMI = "3b1f6a52-0c3e-4d4b-9a55-000000000001"
 MIMIKATZ = "3b2e7c41-0c3e-4d4b-9a55-000000000002"
 PLACEHOLDER = "9c0d2e11-7f00-4a1b-8c3d-000000000003"
@@ -26,35 +21,12 @@ COUNTS = re.compile(r"(\d+) rules loaded from (\d+) files in .* s: (\d+) compile
 CATALOG = re.compile(r"catalog: (\d+) new, (\d+) updated, (\d+) unchanged")
 
 
-@dataclass(frozen=True)
-class Run:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-
 def vigil(data_dir: Path, *args: str) -> Run:
-    done = subprocess.run([*VIGIL, "--data-dir", str(data_dir), *args], capture_output=True,
-                          text=True, timeout=180, env=ENV, check=False)
-    return Run(tuple(args), done.returncode, done.stdout, done.stderr)
-
-
-def ok(run: Run) -> Run:
-    assert run.code == 0, f"{run.args} exited {run.code}\n{run.out}\n{run.err}"
-    assert "Traceback" not in run.err
-    return run
+    return run_vigil(data_dir, *args)
 
 
 def user_error(run: Run, *fragments: str) -> None:
-    """One line on stderr starting with 'error:', exit code 2, no traceback."""
-    assert "Traceback" not in run.out + run.err, run.err
-    lines = [line for line in run.err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"{run.args}: {run.err}"
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert run.code == 2
+    assert_user_error(run, *fragments)
 
 
 def catalog_counts(out: str) -> tuple[int, ...]:
