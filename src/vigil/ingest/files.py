@@ -126,7 +126,7 @@ def ingest_inputs(refs: list[InputRef], store: EventStore, db: StateDB,
     workers = max(1, min(workers, len(refs)))
     stream = _parallel(refs, options, workers) if workers > 1 else _inline(refs, options)
     finished = 0
-    buffer, writer = TableBuffer(), BackgroundWriter(store)
+    buffer, writer = TableBuffer(max_bytes=192 * 1024 * 1024), BackgroundWriter(store)
     try:
         for kind, payload in stream:
             if kind == "batch":
