@@ -54,13 +54,14 @@ def bench_duckdb_reader(workdir: Path) -> None:
     folder = workdir / "otrf-json"
     folder.mkdir()
     lines = 0
-    for archive in OTRF.rglob("*.zip"):
+    for number, archive in enumerate(sorted(OTRF.rglob("*.zip"))):
         with zipfile.ZipFile(archive) as zipped:
             for name in zipped.namelist():
                 if name.endswith(".json") and "MACOSX" not in name:
                     data = zipped.read(name)
                     lines += data.count(b"\n")
-                    (folder / f"{archive.stem}-{Path(name).name}").write_bytes(data)
+                    # Numbered: some recordings share a name in two folders.
+                    (folder / f"{number:03d}-{Path(name).name}").write_bytes(data)
     con = duckdb.connect(str(workdir / "reader.duckdb"), config={
         "threads": 2, "preserve_insertion_order": False, "memory_limit": "8GB"})
     with PeakRss() as rss:
