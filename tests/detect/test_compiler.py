@@ -16,8 +16,11 @@ import json
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import duckdb
 import pytest
@@ -30,7 +33,9 @@ from sigma.rule import SigmaRule
 
 from helpers import datasets
 from vigil.core.errors import InputError, RuleError
+from vigil.detect import compiler_merge, compiler_values
 from vigil.detect.compiler import check_sql, compile_rule, rule_meta
+from vigil.detect.compiler_merge import regex_escape
 from vigil.detect.compiler_values import like_pattern, sql_literal
 from vigil.detect.types import RAW_FIELD, CompiledRule, cased_column, lower_column
 from vigil.events.models import LogSource
@@ -212,6 +217,151 @@ def test_any_text_matches_itself_and_nothing_else(text: str) -> None:
         {"Kind": "like", "F": f"x{text}"},
     ]
     assert evaluate(compiled, events) == [True, True, True, False, False, False]
+
+
+# --- merged value lists (regexp_matches) ---------------------------------------------------
+
+_TRICKY = [*"\\.+*?()|[]{}^$'\"%_-:# \n\r\t\x00\x01\x7faAzZ09", "é", "É", "İ", "ß", "€", "😀",
+           "\u2028", "\u0301", "\u200b", "\x85"]
+_META = "\\.+*?()|[]{}^$"
+_CHARS = st.one_of(st.sampled_from(_META), st.sampled_from(_TRICKY),
+                   st.characters(exclude_categories=["Cs"]))
+_ONE_CHAR = st.one_of(st.sampled_from(["\n", "\r", "\x00", "x", "é", "😀"]), _CHARS)
+_TEXTS = st.text(_CHARS, min_size=1, max_size=6)
+_CASES = st.sampled_from([str.upper, str.lower, str.swapcase])
+Segment = tuple[str, str]
+"""A piece of a generated Sigma value: ("text", raw text) or a wildcard ("?", "") / ("*", "")."""
+
+
+def _sigma(value: list[Segment]) -> str:
+    return "".join(sigma_escape(text) if kind == "text" else kind for kind, text in value)
+
+
+def _realize(value: list[Segment], draw: st.DrawFn) -> str:
+    """A text that the value matches (wildcards filled in at random)."""
+    fill = {"?": st.one_of(st.just("\n"), _ONE_CHAR), "*": st.text(_CHARS, max_size=3)}
+    return "".join(text if kind == "text" else draw(fill[kind]) for kind, text in value)
+
+
+def _near(text: str, draw: st.DrawFn) -> str:
+    """``text`` or a near miss: a character replaced, dropped or added, the case changed, the
+    regex metacharacters replaced (where an unescaped one would still match), more around it."""
+    how = draw(st.sampled_from(["same", "case", "replace", "drop", "add", "meta", "meta", "wrap"]))
+    at = draw(st.integers(0, len(text)))
+    if how == "case":
+        return draw(_CASES)(text)
+    if how in ("replace", "drop", "add"):
+        char = "" if how == "drop" else draw(_ONE_CHAR)
+        return text[:at] + char + text[at + (how != "add"):]
+    if how == "meta":
+        return "".join("x" if c in _META else c for c in text)
+    if how == "wrap":
+        return draw(st.text(_CHARS, max_size=2)) + text + draw(st.text(_CHARS, max_size=2))
+    return text
+
+
+_SEGMENT = st.one_of(_TEXTS.map(lambda t: ("text", t)), st.sampled_from([("?", ""), ("*", "")]))
+_VALUES = st.lists(st.lists(_SEGMENT, min_size=1, max_size=3), min_size=1, max_size=6)
+
+
+@st.composite
+def _merge_case(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A rule with lists on one field of every kind (>= 4 plain substrings), and events."""
+    literals = draw(st.lists(_TEXTS, min_size=4, max_size=12, unique_by=compiler_values.fold_case))
+    lists = {"F|contains": [[("text", t)] for t in literals] + draw(_VALUES),
+             "F|startswith": draw(_VALUES), "F|endswith": draw(_VALUES), "F": draw(_VALUES),
+             "G|cased|contains": draw(_VALUES)}
+    detection: dict[str, Any] = {f"sel_{i}": {key: [_sigma(v) for v in values]}
+                                 for i, (key, values) in enumerate(lists.items())}
+    detection["condition"] = "1 of sel_*"
+    samples = st.sampled_from([v for values in lists.values() for v in values])
+    events = []
+    for _ in range(draw(st.integers(8, 32))):
+        text = _near(_realize(draw(samples), draw), draw) if draw(st.integers(0, 5)) else draw(_TEXTS)
+        events.append({draw(st.sampled_from(["F", "G"])): text})
+    return detection, events
+
+
+@contextmanager
+def _unmerged() -> Iterator[None]:
+    """Compile without the regexp_matches merge (the reference form)."""
+    with mock.patch.object(compiler_values, "MIN_ATOMS", 10**9):
+        yield
+
+
+@settings(max_examples=300, deadline=None)
+@given(_merge_case(), st.sampled_from([6000, 40]))
+def test_merged_lists_match_like_the_unmerged_atoms(
+        case: tuple[dict[str, Any], list[dict[str, Any]]], max_pattern: int) -> None:
+    """For random value lists (regex metacharacters, quotes, backslashes, NUL, newlines,
+    unicode, wildcards) the regexp_matches form and the plain atoms agree on every event."""
+    detection, events = case
+    rule = SigmaRule.from_dict({"title": "Merge", "logsource": {"category": "test"},
+                                "detection": detection})
+    with mock.patch.object(compiler_merge, "MAX_PATTERN", max_pattern):
+        merged = compile_rule(rule, rule_meta(rule, "merge.yml"))
+    with _unmerged():
+        plain = compile_rule(rule, rule_meta(rule, "merge.yml"))
+    assert 'regexp_matches("l:F"' in merged.sql
+    assert "regexp_matches" not in plain.sql
+    assert evaluate(merged, events) == evaluate(plain, events)
+
+
+@pytest.mark.parametrize("kind", ["contains", "startswith", "endswith"])
+@pytest.mark.parametrize("meta", list(_META + "'\n\x00"))
+def test_each_regex_metacharacter_is_literal(meta: str, kind: str) -> None:
+    value = f"a{meta}b"
+    values = [sigma_escape(value), "q1", "q2", "q3"]
+    rule = SigmaRule.from_dict({"title": "Meta", "logsource": {"category": "test"},
+                                "detection": {"sel": {f"F|{kind}": values}, "condition": "sel"}})
+    compiled = compile_rule(rule, rule_meta(rule, "meta.yml"))
+    assert "regexp_matches" in compiled.sql
+    texts = [value, f"x{value}x", "axb", "ab", f"a{meta}{meta}b", "aab", "b", f"a\\{meta}b",
+             "a\nb", value.upper()]
+    test = {"contains": str.__contains__, "startswith": str.startswith, "endswith": str.endswith}
+    expected = [test[kind](text.lower(), value) for text in texts]
+    assert evaluate(compiled, [{"F": text} for text in texts]) == expected
+
+
+def test_long_lists_are_split_into_bounded_regexes() -> None:
+    values = [f"value-{i:05d}.exe" for i in range(2000)]
+    rule = SigmaRule.from_dict({"title": "Long", "logsource": {"category": "test"},
+                                "detection": {"sel": {"F|contains": values}, "condition": "sel"}})
+    compiled = compile_rule(rule, rule_meta(rule, "long.yml"))
+    sources = [sql_literal(s) for s in compiler_merge.regex_sources(
+        [compiler_merge.Pattern('"l:F"', False, False, regex_escape(v)) for v in values])]
+    assert len(sources) > 1
+    assert all(len(s.encode()) <= compiler_merge.MAX_PATTERN for s in sources)
+    assert compiled.sql.count("regexp_matches") == len(sources)
+    events = [{"F": "x VALUE-01999.EXE y"}, {"F": "value-2000.exe"}, {"F": "value-00000.ex"}]
+    assert evaluate(compiled, events) == [True, False, False]
+
+
+def test_three_substrings_and_equalities_are_not_merged() -> None:
+    compiled = compile_yaml(SIMPLE.replace("CommandLine|contains: 'x'", "CommandLine|contains: [a, b, c]"))
+    assert "regexp_matches" not in compiled.sql
+    compiled = compile_yaml(SIMPLE.replace("CommandLine|contains: 'x'", "CommandLine: [a, b, c, d, e]"))
+    assert compiled.sql == """coalesce("l:CommandLine" IN ('a', 'b', 'c', 'd', 'e'), FALSE)"""
+
+
+def test_lists_merge_across_selections() -> None:
+    """An enclosing OR merges the members of the ORs it holds again (not those under an AND)."""
+    ored = SIMPLE.replace("CommandLine|contains: 'x'", "A|contains: [a, b]").replace(
+        "condition: selection", "other:\n    A|contains: [c, d]\n  more:\n    B: [1, 2]\n"
+        "  more2:\n    B: [3]\n  condition: selection or other or more or more2")
+    assert compile_yaml(ored).sql == (
+        """(coalesce(regexp_matches("l:A", '(?:a|b|c|d)'), FALSE) OR """
+        """coalesce("c:B" IN ('1', '2', '3'), FALSE))""")
+    anded = SIMPLE.replace("CommandLine|contains: 'x'", "A|contains: [a, b]\n    C: z").replace(
+        "condition: selection", "other:\n    A|contains: [c, d]\n    C: y\n"
+        "  condition: selection or other")
+    assert "regexp_matches" not in compile_yaml(anded).sql
+
+
+def test_regex_escape() -> None:
+    assert regex_escape(r"a.b*c?d+e(f)g|h[i]j{k}l^m$n\o") == (
+        r"a\.b\*c\?d\+e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o")
+    assert regex_escape("x\x00y\n\t\u2028é 'q'") == "x\\x{0}y\\x{a}\\x{9}\\x{2028}é 'q'"
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from sigma.types import (
 )
 
 from vigil.core.errors import RuleError
+from vigil.detect.compiler_merge import MIN_ATOMS, Pattern, regex_sources, to_pattern
 from vigil.detect.types import RAW_FIELD, cased_column, lower_column
 
 Op = Literal["AND", "OR", "NOT"]
@@ -85,8 +86,12 @@ class Expr:
     op: Op | None = None
     """``AND``/``OR``/``NOT`` for a compound (its members in ``items``), None for an atom."""
     items: tuple[Expr, ...] = ()
+    """The members of a compound. ``sql`` is equivalent to them joined by ``op`` but need not
+    spell them out: an OR's equalities and string matches are merged (see :func:`combine`)."""
     eq: tuple[str, str] | None = None
     """``(column, literal)`` when the atom is a plain equality: OR'ed equalities become ``IN``."""
+    pattern: Pattern | None = None
+    """The atom as a regular expression when it is a string match that an OR may merge."""
 
 
 def sql_literal(text: str) -> str:
@@ -113,17 +118,23 @@ def not_null(sql: str) -> str:
 
 
 def combine(op: Literal["AND", "OR"], exprs: Sequence[Expr]) -> Expr:
-    """``exprs`` joined by ``op``; nested groups of the same operator are flattened."""
+    """``exprs`` joined by ``op``; nested groups of the same operator are flattened.
+
+    In an OR, equalities on one column become one ``IN`` list and string matches on one column
+    become ``regexp_matches`` (:func:`_merge_patterns`). The result keeps the unmerged members
+    as its ``items``, so that an enclosing OR merges them again with its own.
+    """
     flat: list[Expr] = []
     for expr in exprs:
         flat.extend(expr.items if expr.op == op else (expr,))
-    if op == "OR":
-        flat = _merge_equalities(flat)
     if not flat:
         raise RuleError(f"empty {op} group")
     if len(flat) == 1:
         return flat[0]
-    return Expr("(" + f" {op} ".join(e.sql for e in flat) + ")", op, tuple(flat))
+    shown = _merge_patterns(_merge_equalities(flat)) if op == "OR" else flat
+    if len(shown) == 1:
+        return Expr(shown[0].sql, op, tuple(flat))
+    return Expr("(" + f" {op} ".join(e.sql for e in shown) + ")", op, tuple(flat))
 
 
 def negate(expr: Expr) -> Expr:
@@ -151,6 +162,42 @@ def _merge_equalities(exprs: list[Expr]) -> list[Expr]:
             done.add(column)
             result.append(Expr(not_null(f"{column} IN ({', '.join(literals[column])})")))
     return result
+
+
+def _merge_patterns(exprs: list[Expr]) -> list[Expr]:
+    """Turn OR'ed string matches into ``regexp_matches``, at the first one's place.
+
+    A column with at least :data:`MIN_ATOMS` distinct string matches (contains, startswith,
+    endswith, wildcards without an inner ``*``) gets one regular expression (or more, when
+    long) per anchoring that holds two or more of them: an anchored expression lets RE2 stop
+    early, where one alternation over all of them would scan the whole text. Plain equalities
+    are left to ``IN``, which DuckDB evaluates faster than a regular expression.
+    """
+    columns: dict[str, set[Pattern]] = {}
+    for expr in exprs:
+        if expr.pattern is not None:
+            columns.setdefault(expr.pattern.column, set()).add(expr.pattern)
+    groups: dict[tuple[str, bool, bool], set[Pattern]] = {}
+    for patterns in columns.values():
+        if len(patterns) >= MIN_ATOMS:
+            for pattern in patterns:
+                groups.setdefault(pattern.group, set()).add(pattern)
+    result: list[Expr] = []
+    done: set[tuple[str, bool, bool]] = set()
+    for expr in exprs:
+        key = expr.pattern.group if expr.pattern is not None else None
+        if key is None or len(groups.get(key, ())) < 2:
+            result.append(expr)
+        elif key not in done:
+            done.add(key)
+            result.append(_regex_expr(key[0], groups[key]))
+    return result
+
+
+def _regex_expr(column: str, patterns: set[Pattern]) -> Expr:
+    sources = regex_sources(sorted(patterns, key=lambda p: p.body))
+    calls = [not_null(f"regexp_matches({column}, {sql_literal(source)})") for source in sources]
+    return Expr(calls[0] if len(calls) == 1 else "(" + " OR ".join(calls) + ")")
 
 
 def _equality(column: str, literal: str) -> Expr:
@@ -192,10 +239,11 @@ def string_atom(column: str, parts: Sequence[Part]) -> Expr:
     calls = {("text", STAR): "starts_with", (STAR, "text"): "ends_with", (STAR, "text", STAR): "contains"}
     if shape == ("text",):
         return _equality(column, sql_literal(texts[0]))
+    merge = to_pattern(column, parts)
     if shape in calls:
-        return Expr(not_null(f"{calls[shape]}({column}, {sql_literal(texts[0])})"))
+        return Expr(not_null(f"{calls[shape]}({column}, {sql_literal(texts[0])})"), pattern=merge)
     pattern = sql_literal(like_pattern(parts))
-    return Expr(not_null(f"{column} LIKE {pattern} ESCAPE '\\'"))
+    return Expr(not_null(f"{column} LIKE {pattern} ESCAPE '\\'"), pattern=merge)
 
 
 def like_pattern(parts: Sequence[Part]) -> str:
