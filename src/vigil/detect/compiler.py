@@ -2,9 +2,11 @@
 
 pySigma parses the rule, applies its modifiers and resolves the condition (``1 of sel_*``,
 ``all of them``) into a tree of AND/OR/NOT over leaves that pair a field with one value. This
-module walks that tree; :mod:`vigil.detect.compiler_values` turns each leaf into an atom. The
-result refers to event fields only as ``"l:F"`` / ``"c:F"`` (see :mod:`vigil.detect.types`),
-is never NULL, and is checked to parse as DuckDB SQL before it is returned.
+module walks that tree; :mod:`vigil.detect.compiler_values` turns each leaf into an atom and
+joins them (an OR's values on one column become an ``IN`` list or ``regexp_matches``, see
+:mod:`vigil.detect.compiler_merge`). The result refers to event fields only as ``"l:F"`` /
+``"c:F"`` (see :mod:`vigil.detect.types`), is never NULL, and is checked to parse as DuckDB SQL
+before it is returned.
 
 Anything that cannot be compiled faithfully (an error pySigma recorded, an unresolved
 ``|expand`` placeholder, a regular expression RE2 cannot run, a value type without a meaning

@@ -195,7 +195,7 @@ def _merge_patterns(exprs: list[Expr]) -> list[Expr]:
 
 
 def _regex_expr(column: str, patterns: set[Pattern]) -> Expr:
-    sources = regex_sources(sorted(patterns, key=lambda p: p.body))
+    sources = regex_sources(list(patterns))
     calls = [not_null(f"regexp_matches({column}, {sql_literal(source)})") for source in sources]
     return Expr(calls[0] if len(calls) == 1 else "(" + " OR ".join(calls) + ")")
 
