@@ -21,6 +21,7 @@ from helpers import datasets
 from vigil.core.db import Base, StateDB
 from vigil.core.errors import InputError, NotFoundError
 from vigil.detect import catalog
+from vigil.detect import coverage as coverage_layer
 from vigil.detect.compiler import compile_rule, rule_meta
 from vigil.detect.hunt import hunt_store
 from vigil.detect.loader import load
@@ -209,7 +210,7 @@ def test_coverage_and_navigator_layer(state_db: StateDB, rules_dir: Path) -> Non
     covered = catalog.coverage(state_db)
     assert covered == {"T1003.001": [IDS[1]], "T1033": [IDS[0], IDS[1]]}  # T1078 failed to compile
     names = catalog.titles(state_db, [i for ids in covered.values() for i in ids])
-    layer = json.loads(json.dumps(catalog.navigator_layer(covered, names)))
+    layer = json.loads(json.dumps(coverage_layer.navigator_layer(covered, names)))
     assert layer["versions"]["layer"] == "4.5"
     assert layer["domain"] == "enterprise-attack"
     assert layer["name"]
@@ -220,7 +221,7 @@ def test_coverage_and_navigator_layer(state_db: StateDB, rules_dir: Path) -> Non
     assert "Whoami Execution" in techniques["T1033"]["comment"]
     assert "Mimikatz 100% Use" in techniques["T1033"]["comment"]
     assert layer["gradient"]["maxValue"] > layer["gradient"]["minValue"]
-    empty = catalog.navigator_layer({})
+    empty = coverage_layer.navigator_layer({})
     assert empty["techniques"] == [] and empty["gradient"] == {
         "colors": ["#dbeafe", "#1e40af"], "minValue": 0, "maxValue": 1}
 
@@ -245,7 +246,7 @@ def test_sigmahq_corpus_import(state_db: StateDB) -> None:
     assert (again.new, again.updated, again.unchanged) == (0, 0, report.loaded)
     covered = catalog.coverage(state_db)
     assert len(covered) > 200
-    json.dumps(catalog.navigator_layer(covered, catalog.titles(state_db)))
+    json.dumps(coverage_layer.navigator_layer(covered, catalog.titles(state_db)))
     print(f"  {len(covered)} techniques covered; both imports in {time.perf_counter() - started:.1f} s")
 
 

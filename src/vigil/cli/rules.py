@@ -13,6 +13,7 @@ import typer
 from vigil.cli.common import console, render_rows, state
 from vigil.core.errors import InputError
 from vigil.detect import catalog
+from vigil.detect import coverage as coverage_layer
 from vigil.detect.catalog import ImportReport, RuleDetail
 
 rules_app = typer.Typer(help="Sigma detection rules: import, list, show, enable, test, coverage.",
@@ -187,7 +188,7 @@ def coverage_cmd(
         console.print(f"{len(covered):,} techniques covered by {rules:,} enabled rules")
     if layer is not None:
         names = catalog.titles(db, [i for ids in covered.values() for i in ids])
-        document = catalog.navigator_layer(covered, names)
+        document = coverage_layer.navigator_layer(covered, names)
         try:
             layer.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
