@@ -19,16 +19,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vigil.core.db import Base
 
 
-class Rule(Base):
-    """One Sigma detection rule of the catalog (the Sigma id is the key)."""
+class _CatalogEntry:
+    """Columns every catalog entry has: a rule, a filter or a correlation."""
 
-    __tablename__ = "rules"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     title: Mapped[str] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
-    """The Sigma ``name`` (correlations and filters may refer to the rule by it)."""
-    level: Mapped[str] = mapped_column(String(32), index=True)
+    """The Sigma ``name`` (correlations and filters may refer to a rule by it)."""
     status: Mapped[str | None] = mapped_column(String(32))
     author: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
@@ -37,23 +33,32 @@ class Rule(Base):
     service: Mapped[str | None] = mapped_column(String(128))
     tags: Mapped[str] = mapped_column(Text, default="[]")
     refs: Mapped[str] = mapped_column(Text, default="[]")
-    """The rule's references (JSON list of URLs)."""
+    """The references (JSON list of URLs)."""
     falsepositives: Mapped[str] = mapped_column(Text, default="[]")
     path: Mapped[str] = mapped_column(Text)
     yaml: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Rule(_CatalogEntry, Base):
+    """One Sigma detection rule of the catalog (the Sigma id is the key)."""
+
+    __tablename__ = "rules"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    level: Mapped[str] = mapped_column(String(32), index=True)
     compile_error: Mapped[str | None] = mapped_column(Text)
     sql: Mapped[str | None] = mapped_column(Text)
     fields: Mapped[str] = mapped_column(Text, default="[]")
     """The event fields the SQL refers to (JSON list)."""
     warnings: Mapped[str] = mapped_column(Text, default="[]")
     """What the compiler approximated (JSON list)."""
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class RuleDocument(Base):
+class RuleDocument(_CatalogEntry, Base):
     """A Sigma filter or correlation rule of the catalog (its Sigma id, else its ``name``, is
     the key)."""
 
@@ -62,27 +67,9 @@ class RuleDocument(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
     """``filter`` or ``correlation``."""
-    title: Mapped[str] = mapped_column(Text)
-    name: Mapped[str | None] = mapped_column(Text)
     level: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str | None] = mapped_column(String(32))
-    author: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    product: Mapped[str | None] = mapped_column(String(128))
-    category: Mapped[str | None] = mapped_column(String(128))
-    service: Mapped[str | None] = mapped_column(String(128))
-    """The log source (filters only)."""
-    tags: Mapped[str] = mapped_column(Text, default="[]")
-    refs: Mapped[str] = mapped_column(Text, default="[]")
-    falsepositives: Mapped[str] = mapped_column(Text, default="[]")
-    path: Mapped[str] = mapped_column(Text)
-    yaml: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     error: Mapped[str | None] = mapped_column(Text)
     """Why it cannot be used whatever the other rules (malformed, does not compile)."""
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Alert(Base):
