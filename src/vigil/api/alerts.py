@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from vigil.api.deps import Reader, VigilDep
+from vigil.api.deps import AlertReader, VigilDep
 from vigil.detect import alerts
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -29,7 +29,7 @@ class AlertOut(BaseModel):
 
 
 @router.get("/alerts", response_model=list[AlertOut])
-def list_alerts(vigil: VigilDep, _caller: Reader,
+def list_alerts(vigil: VigilDep, _caller: AlertReader,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 rule_id: str | None = None) -> list[AlertOut]:
     """The most recent alerts first; each shows the rule's author (Detection Rule License)."""

@@ -6,7 +6,8 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from vigil import __version__
-from vigil.api import alerts, errors, events, ingest
+from vigil.api import alerts, audit, auth, cases, errors, events, incidents, ingest, notify, users
+from vigil.api import metrics as kpis
 from vigil.app import Vigil
 from vigil.core.metrics import Registry
 from vigil.ingest.runtime import IngestRuntime
@@ -21,7 +22,8 @@ def create_app(vigil: Vigil, runtime: IngestRuntime, registry: Registry) -> Fast
     errors.install(app)
     app.include_router(ingest.router)
     app.include_router(events.router)
-    app.include_router(alerts.router)
+    for module in (alerts, incidents, cases, kpis, auth, users, audit, notify):
+        app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict[str, object]:

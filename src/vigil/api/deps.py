@@ -1,15 +1,23 @@
-"""Dependencies shared by the routes: the instance and who is asking."""
+"""Dependencies shared by the routes: the instance and who is asking.
+
+Every route declares the one permission it needs with :func:`requires`; the caller is
+authenticated by a bearer token (API tokens and sign-in sessions) or the session cookie, and
+refused with 401 (no valid credentials) or 403 (valid, but not allowed).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from vigil.app import Vigil
-from vigil.core import tokens
-from vigil.core.tokens import Scope
+from vigil.core.auth import Permission, Principal
 from vigil.ingest.runtime import IngestRuntime
+from vigil.people.auth import authenticate
+
+SESSION_COOKIE = "vigil_session"
 
 
 def get_vigil(request: Request) -> Vigil:
@@ -28,15 +36,30 @@ VigilDep = Annotated[Vigil, Depends(get_vigil)]
 RuntimeDep = Annotated[IngestRuntime, Depends(get_runtime)]
 
 
-def reader(vigil: VigilDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The name of a caller allowed to read events."""
-    return tokens.verify(vigil.db, authorization, Scope.READ)
+def caller(request: Request, vigil: VigilDep,
+           authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The authenticated principal of this request (any permission)."""
+    return authenticate(vigil.db, authorization, request.cookies.get(SESSION_COOKIE))
 
 
-def sender(vigil: VigilDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The name of a source allowed to send events."""
-    return tokens.verify(vigil.db, authorization, Scope.INGEST)
+Caller = Annotated[Principal, Depends(caller)]
 
 
-Reader = Annotated[str, Depends(reader)]
-Sender = Annotated[str, Depends(sender)]
+def requires(permission: Permission) -> Any:
+    """A dependency giving the caller once it is known to hold ``permission``.
+
+    Use as ``who: Annotated[Principal, requires(Permission.CASES_WRITE)]``.
+    """
+
+    def dependency(who: Caller) -> Principal:
+        who.require(permission)
+        return who
+
+    dependency.__name__ = f"requires_{permission.name.lower()}"
+    checker: Callable[..., Principal] = dependency
+    return Depends(checker)
+
+
+Reader = Annotated[Principal, requires(Permission.EVENTS_READ)]
+Sender = Annotated[Principal, requires(Permission.EVENTS_INGEST)]
+AlertReader = Annotated[Principal, requires(Permission.ALERTS_READ)]

@@ -91,7 +91,7 @@ async def ingest(
     if chosen.framing is Framing.DOCUMENT:
         raise InputError(f"format {chosen.name} cannot be sent to the HTTP collector")
     now = to_micros(utcnow())
-    origin = f"http:{source}"
+    origin = f"http:{source.name}"
     spooled = [SpoolRecord(chosen.name, origin, now, r) for r in records]
-    await asyncio.wrap_future(runtime.accept(spooled, source))
-    return IngestAccepted(accepted=len(spooled), source=source)
+    await asyncio.wrap_future(runtime.accept(spooled, source.name))
+    return IngestAccepted(accepted=len(spooled), source=source.name)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from vigil import __version__
-from vigil.cli import admin, alerts, hunt, ingest, rules, serve, store
+from vigil.cli import admin, alerts, audit, cases, hunt, ingest, metrics, notify, rules, serve, store, users
 from vigil.cli.common import State
 from vigil.core.errors import VigilError
 
@@ -52,6 +52,11 @@ store.register(app)
 hunt.register(app)
 rules.register(app)
 alerts.register(app)
+cases.register(app)
+metrics.register(app)
+users.register(app)
+audit.register(app)
+notify.register(app)
 serve.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Alerts and incidents: detections as alerts (dedup, status, disposition) grouped into incidents."""

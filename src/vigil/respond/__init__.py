@@ -1,0 +1,1 @@
+"""Response: notification channels and rules (playbooks and actions grow here)."""
