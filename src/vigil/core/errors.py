@@ -79,6 +79,12 @@ class NotFoundError(VigilError):
     http_status = 404
 
 
+class ConflictError(VigilError):
+    """The request contradicts the current state (an invalid transition, a gate not met)."""
+
+    http_status = 409
+
+
 class AuthError(VigilError):
     """The caller is not authenticated."""
 
