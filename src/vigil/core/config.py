@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from vigil.core.errors import ConfigError
+from vigil.core.timeutil import parse_duration
 
 DEFAULT_DATA_DIR = Path("vigil-data")
 CONFIG_FILE_NAME = "vigil.toml"
@@ -74,6 +75,45 @@ class DetectSettings(BaseModel):
     """Streaming runs only rules of these statuses (empty: every status)."""
 
 
+_SEVERITIES = ("informational", "low", "medium", "high", "critical")
+
+
+def _durations(value: dict[str, str]) -> dict[str, str]:
+    """Check a per-severity map of durations (``15m``, ``4h``, ``7d``)."""
+    for severity, text in value.items():
+        if severity not in _SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r} (use {', '.join(_SEVERITIES)})")
+        parse_duration(text)
+    return value
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+class CasesSettings(BaseModel):
+    """Cases: SLA targets per severity, reminder lead times, custom case templates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ack_targets: dict[str, str] = Field(default_factory=lambda: {
+        "critical": "15m", "high": "1h", "medium": "4h", "low": "24h", "informational": "72h"})
+    """Time to acknowledge a case, per severity (``15m``, ``4h``, ``7d``)."""
+    contain_targets: dict[str, str] = Field(default_factory=lambda: {
+        "critical": "4h", "high": "24h", "medium": "3d", "low": "7d", "informational": "14d"})
+    """Time to contain (phase past containment), per severity."""
+    due_soon: str = "1h"
+    """An SLA clock is announced as due this long before its deadline."""
+    regulatory_due_soon: str = "24h"
+    """A regulatory deadline is announced as due this long before it falls."""
+    templates_dir: Path | None = None
+    """Folder of custom case templates (``*.yml``); default ``case-templates`` in the data folder."""
+
+    _check_targets = field_validator("ack_targets", "contain_targets")(_durations)
+    _check_lead = field_validator("due_soon", "regulatory_due_soon")(_duration)
+
+
 class ServerSettings(BaseModel):
     """The HTTP server."""
 
@@ -98,6 +138,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    cases: CasesSettings = Field(default_factory=CasesSettings)
 
     @classmethod
     def settings_customise_sources(
