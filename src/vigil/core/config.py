@@ -114,6 +114,35 @@ class CasesSettings(BaseModel):
     _check_lead = field_validator("due_soon", "regulatory_due_soon")(_duration)
 
 
+class NotifySettings(BaseModel):
+    """Notifications: how often the outbox is read, how deliveries are retried and timed out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    """Whether ``vigil serve`` runs the notifier."""
+    poll_interval: float = Field(default=2.0, gt=0, le=3600)
+    """Seconds between two passes (read the outbox, send what is due)."""
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    """Attempts per delivery before it is marked failed."""
+    backoff_base: float = Field(default=30.0, gt=0)
+    """Seconds before the first retry; doubled for each further attempt (with jitter)."""
+    backoff_max: float = Field(default=3600.0, gt=0)
+    """The longest wait between two attempts, in seconds."""
+    http_timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds for a webhook, Slack or Teams request (connect, write and read)."""
+    smtp_timeout: float = Field(default=20.0, gt=0, le=300)
+    """Seconds for each step of an SMTP conversation."""
+    settle_seconds: float = Field(default=10.0, ge=0, le=3600)
+    """The outbox cursor only moves past events older than this, so an event whose transaction
+    commits late (PostgreSQL hands out ids before commit) is still seen."""
+    max_event_age: int = Field(default=86_400, ge=0)
+    """Events older than this many seconds are not notified (after an outage, or when the
+    notifier first runs on an old database); 0: no limit."""
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    """Outbox events read, and deliveries sent, per step of a pass."""
+
+
 class ServerSettings(BaseModel):
     """The HTTP server."""
 
@@ -138,6 +167,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
 
     @classmethod
