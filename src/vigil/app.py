@@ -35,6 +35,11 @@ class Vigil:
         return self._db
 
     @property
+    def key_folder(self) -> Path:
+        """Where the instance's signing keys live (the audit checkpoint key)."""
+        return self.settings.data_dir / "keys"
+
+    @property
     def store(self) -> EventStore:
         """The event store (opened for writing: one process at a time)."""
         if self._store is None:
