@@ -143,6 +143,30 @@ class NotifySettings(BaseModel):
     """Outbox events read, and deliveries sent, per step of a pass."""
 
 
+class AlertsSettings(BaseModel):
+    """Alerts: grouping into incidents and related-alert suggestions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_window_seconds: int = Field(default=86_400, ge=0)
+    """A new alert joins the open incident of the same rule and entity seen within this many
+    seconds (of event time); 0: every alert opens its own incident."""
+    group_by: list[str] = Field(default_factory=lambda: ["host", "user", "src_ip"], min_length=1)
+    """The entity an alert is grouped by: the first of these kinds it has a value for."""
+    related_days: int = Field(default=30, ge=1, le=3650)
+    """Related alerts (same host, user or source IP) are looked for this many days back."""
+    related_limit: int = Field(default=20, ge=1, le=200)
+    """At most this many related alerts are suggested."""
+
+    @field_validator("group_by")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        for kind in value:
+            if kind not in ("host", "user", "src_ip"):
+                raise ValueError(f"unknown entity kind {kind!r} (use host, user, src_ip)")
+        return value
+
+
 class ServerSettings(BaseModel):
     """The HTTP server."""
 
@@ -169,6 +193,7 @@ class Settings(BaseSettings):
     detect: DetectSettings = Field(default_factory=DetectSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @classmethod
     def settings_customise_sources(
