@@ -14,14 +14,14 @@ from pathlib import Path
 import orjson
 
 from vigil.app import Vigil
-from vigil.core import tokens
 from vigil.core.timeutil import utcnow
-from vigil.core.tokens import Scope
 from vigil.detect import alerts, catalog
 from vigil.detect.hunt import hunt_store
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import ingest_inputs
 from vigil.ingest.inputs import expand
+from vigil.people import tokens
+from vigil.people.tokens import Scope
 
 HOSTS = ["WKS-ANNA.corp.example", "WKS-BEN.corp.example", "SRV-FILE01.corp.example"]
 USERS = ["anna", "ben", "carla", "deploy"]

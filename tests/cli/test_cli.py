@@ -17,12 +17,12 @@ import typer
 
 from helpers import Run, assert_user_error, ok, run_vigil
 from vigil.cli.main import app
-from vigil.core import tokens
 from vigil.core.db import StateDB, current_revision, make_engine
 from vigil.core.errors import AuthError
 from vigil.core.timeutil import utcnow
-from vigil.core.tokens import Scope
 from vigil.events import all_formats
+from vigil.people import tokens
+from vigil.people.tokens import Scope
 from vigil.store.duck import EventStore
 from vigil.store.search import SearchRequest, count, search
 

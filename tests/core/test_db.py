@@ -10,7 +10,7 @@ from sqlalchemy import func, inspect, select, text
 
 from vigil.core.db import StateDB, current_revision, make_engine, table_names, upgrade
 from vigil.core.errors import StateError
-from vigil.core.models import ApiToken
+from vigil.people.models import ApiToken
 
 EXPECTED_TABLES = {"alembic_version", "api_tokens", "dead_letters"}
 
@@ -32,7 +32,8 @@ def test_upgrade_creates_the_tables(state_url: str) -> None:
         assert current_revision(db.engine) == revision
         assert set(table_names(db.engine)) >= EXPECTED_TABLES
         columns = {c["name"] for c in inspect(db.engine).get_columns("api_tokens")}
-        assert columns == {"id", "name", "scope", "token_hash", "created_at", "revoked_at"}
+        assert columns == {"id", "name", "token_hash", "role", "scopes", "user_id", "created_at",
+                           "expires_at", "last_used_at", "revoked_at"}
         columns = {c["name"] for c in inspect(db.engine).get_columns("dead_letters")}
         assert {"id", "received_at", "origin", "format", "line", "reason", "raw", "size"} <= columns
     finally:
@@ -44,7 +45,7 @@ def test_upgrade_is_idempotent(state_url: str) -> None:
     try:
         first = db.upgrade()
         with db.session() as session:
-            session.add(ApiToken(name="keep-me", scope="read", token_hash="a" * 64,
+            session.add(ApiToken(name="keep-me", token_hash="a" * 64,
                                  created_at=datetime(2024, 5, 1, tzinfo=UTC)))
         tables = table_names(db.engine)
         assert db.upgrade() == first
@@ -71,10 +72,10 @@ def test_upgrade_from_a_second_handle(state_url: str) -> None:
 
 def test_session_commits_on_success_and_rolls_back_on_error(state_db: StateDB) -> None:
     with state_db.session() as session:
-        session.add(ApiToken(name="committed", scope="read", token_hash="b" * 64,
+        session.add(ApiToken(name="committed", token_hash="b" * 64,
                              created_at=datetime(2024, 5, 1, tzinfo=UTC)))
     with pytest.raises(RuntimeError), state_db.session() as session:
-        session.add(ApiToken(name="rolled-back", scope="read", token_hash="c" * 64,
+        session.add(ApiToken(name="rolled-back", token_hash="c" * 64,
                              created_at=datetime(2024, 5, 1, tzinfo=UTC)))
         session.flush()
         raise RuntimeError("boom")
@@ -86,7 +87,7 @@ def test_session_commits_on_success_and_rolls_back_on_error(state_db: StateDB) -
 def test_timestamps_come_back_timezone_aware_or_equal(state_db: StateDB) -> None:
     moment = datetime(2024, 5, 1, 10, 20, 30, tzinfo=UTC)
     with state_db.session() as session:
-        session.add(ApiToken(name="tz", scope="read", token_hash="d" * 64, created_at=moment))
+        session.add(ApiToken(name="tz", token_hash="d" * 64, created_at=moment))
     with state_db.session() as session:
         stored = session.scalars(select(ApiToken.created_at)).one()
     assert stored.replace(tzinfo=stored.tzinfo or UTC) == moment

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vigil.cli.common import console, render_rows, state
-from vigil.core import tokens
+from vigil.cli.users import OutputOption, output_format
+from vigil.core.auth import Role, cli_principal
 from vigil.core.errors import InputError
-from vigil.core.tokens import Scope
 from vigil.events import get_format
 from vigil.ingest import deadletters
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import IngestSummary, ingest_inputs
 from vigil.ingest.inputs import expand
+from vigil.people import tokens
+from vigil.people.tokens import Scope
 
 tokens_app = typer.Typer(help="Bearer tokens for the HTTP collector and the API.",
                          no_args_is_help=True)
@@ -93,28 +96,59 @@ def _show_rejected(db: object, limit: int) -> None:
 def token_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Who uses it, e.g. 'web-frontends'.")],
-    scope: Annotated[Scope, typer.Option(help="ingest: send events; read: search events.")]
-    = Scope.INGEST,
+    scope: Annotated[list[str] | None, typer.Option(
+        "--scope", "-s",
+        help="What it may do, repeatable: ingest (send events), read (search events, read "
+             "alerts and cases) or a permission such as alerts:write. Default: ingest for "
+             "service tokens, the whole role otherwise.")] = None,
+    role: Annotated[str, typer.Option(
+        help="Role of the token: service, analyst, responder, auditor or admin "
+             "(not with --user).")] = Role.SERVICE.value,
+    user: Annotated[str | None, typer.Option(
+        help="A personal token of this user: acts as them, with their role.")] = None,
+    expires_days: Annotated[int | None, typer.Option(
+        help="Days until the token ends on its own (default: never).")] = None,
 ) -> None:
-    """Create a bearer token; it is shown once only."""
-    token = tokens.create(state(ctx).db, name, scope)
-    console.print(f"{scope.value} token for [bold]{name}[/bold] (shown once, keep it safe):")
-    typer.echo(token)
+    """Create a bearer token; it is shown once only (the last line printed)."""
+    if user is not None and role != Role.SERVICE.value:
+        raise InputError("--role and --user do not go together: a personal token has its user's role")
+    scopes = scope or ([Scope.INGEST.value] if role == Role.SERVICE.value and user is None else None)
+    created = tokens.issue(state(ctx).db, cli_principal(), name, role=role, scopes=scopes,
+                           user=user, expires_days=expires_days)
+    info = created.info
+    holder = f"user {info.user}" if info.user else f"role {info.role.value}"
+    console.print(f"token {info.id} [bold]{name}[/bold] ({holder}; {_scopes_text(info)}"
+                  f"{'; expires ' + _when(info.expires_at) if info.expires_at else ''}) "
+                  "shown once, keep it safe:", highlight=False)
+    typer.echo(created.token)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _scopes_text(info: tokens.TokenInfo) -> str:
+    return "all of the role" if info.scopes is None else " ".join(info.scopes)
 
 
 @tokens_app.command("list")
-def token_list(ctx: typer.Context) -> None:
+def token_list(
+    ctx: typer.Context,
+    output: OutputOption = "table",
+    active: Annotated[bool, typer.Option("--active", help="Only tokens not revoked.")] = False,
+) -> None:
     """List tokens (never the tokens themselves)."""
-    rows = [(t.id, t.name, t.scope.value, t.created_at.strftime("%Y-%m-%d %H:%M"),
-             t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")
-            for t in tokens.listing(state(ctx).db)]
-    render_rows(["id", "name", "scope", "created", "revoked"], rows, "table")
+    rows = [(t.id, t.name, t.role.value, _scopes_text(t), t.user, _when(t.created_at),
+             _when(t.expires_at), _when(t.last_used_at), _when(t.revoked_at))
+            for t in tokens.listing(state(ctx).db) if t.revoked_at is None or not active]
+    render_rows(["id", "name", "role", "scopes", "user", "created", "expires", "last used",
+                 "revoked"], rows, output_format(output))
 
 
 @tokens_app.command("revoke")
 def token_revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument()]) -> None:
     """Revoke a token at once."""
-    tokens.revoke(state(ctx).db, token_id)
+    tokens.revoke(state(ctx).db, token_id, actor=cli_principal())
     console.print(f"token {token_id} revoked")
 
 

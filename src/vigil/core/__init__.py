@@ -1,1 +1,1 @@
-"""Core: configuration, errors, ids, time, the state database, tokens, metrics."""
+"""Core: configuration, errors, ids, time, the state database, roles and permissions, metrics."""

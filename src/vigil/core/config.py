@@ -176,6 +176,21 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class AuthSettings(BaseModel):
+    """Sign-in sessions and the login rate limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_hours: int = Field(default=12, ge=1, le=24 * 31)
+    """A session ends this many hours after sign-in, however active it is."""
+    idle_minutes: int = Field(default=60, ge=1, le=24 * 60 * 31)
+    """A session also ends after this many minutes without a request."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed sign-ins allowed per user name, and per client address, within the window."""
+    login_window_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    """The sliding window of the login rate limit."""
+
+
 class Settings(BaseSettings):
     """All of Vigil's settings."""
 
@@ -191,6 +206,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)

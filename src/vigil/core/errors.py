@@ -113,6 +113,10 @@ class OverloadedError(VigilError):
         self.retry_after = retry_after
 
 
+class TooManyAttemptsError(OverloadedError):
+    """Too many failed attempts (e.g. sign-ins) in a short time; retry after a pause."""
+
+
 class StoreBusyError(VigilError):
     """The event store is held by another process (one writer at a time)."""
 

@@ -1,4 +1,4 @@
-"""Bearer tokens: created once, stored as SHA-256, one scope each; on SQLite and PostgreSQL."""
+"""API tokens: created once, stored as SHA-256, legacy scopes still accepted; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from vigil.core import tokens
+from vigil.core.auth import Permission
 from vigil.core.db import StateDB
 from vigil.core.errors import AuthError, ForbiddenError, InputError, NotFoundError
-from vigil.core.models import ApiToken
-from vigil.core.tokens import PREFIX, Scope
+from vigil.people import tokens
+from vigil.people.models import ApiToken
+from vigil.people.tokens import PREFIX, Scope
 
 
 def test_create_then_verify_with_the_right_scope(state_db: StateDB) -> None:
@@ -96,12 +97,14 @@ def test_listing_never_exposes_the_token(state_db: StateDB) -> None:
     ingest = tokens.create(state_db, "collector", Scope.INGEST)
     read = tokens.create(state_db, "reader", Scope.READ)
     listed = tokens.listing(state_db)
-    assert [(t.name, t.scope) for t in listed] == [("collector", Scope.INGEST),
-                                                   ("reader", Scope.READ)]
+    assert [(t.name, t.scopes) for t in listed] == [
+        ("collector", (Permission.EVENTS_INGEST,)),
+        ("reader", (Permission.EVENTS_READ, Permission.ALERTS_READ, Permission.CASES_READ))]
     assert listed[0].id < listed[1].id
     for info in listed:
         field_names = {f.name for f in dataclasses.fields(info)}
-        assert field_names == {"id", "name", "scope", "created_at", "revoked_at"}
+        assert field_names == {"id", "name", "role", "scopes", "user", "created_at", "expires_at",
+                               "last_used_at", "revoked_at"}
         text = repr(info)
         for secret in (ingest, read, ingest[len(PREFIX):], read[len(PREFIX):]):
             assert secret not in text
