@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from helpers import datasets
+from vigil.alerts.models import Alert
 from vigil.core.db import Base, StateDB
 from vigil.core.errors import InputError, NotFoundError
 from vigil.detect import catalog
@@ -25,7 +26,7 @@ from vigil.detect import coverage as coverage_layer
 from vigil.detect.compiler import compile_rule, rule_meta
 from vigil.detect.hunt import hunt_store
 from vigil.detect.loader import load
-from vigil.detect.models import Alert, Rule, RuleDocument
+from vigil.detect.models import Rule, RuleDocument
 from vigil.events.models import Event, LogSource
 from vigil.store.duck import EventStore
 

@@ -1,19 +1,19 @@
-"""State tables of the detect context: the rule catalog and the alerts.
+"""State tables of the detect context: the rule catalog.
 
 ``rules`` keeps each imported Sigma rule (its YAML, where it came from, its content hash) with
 its compiled SQL or the reason it could not be compiled, and whether it is enabled. The
 metadata Vigil shows (author, references...) is kept in columns so the engine can rebuild its
-compiled rules without parsing YAML again. ``alerts`` holds detections grouped per rule, host
-and time window. ``rule_documents`` keeps the Sigma filters and correlation rules of the
-catalog (their YAML is parsed again when the engine loads them). JSON lists are stored as
-text, the same on SQLite and PostgreSQL.
+compiled rules without parsing YAML again. ``rule_documents`` keeps the Sigma filters and
+correlation rules of the catalog (their YAML is parsed again when the engine loads them).
+JSON lists are stored as text, the same on SQLite and PostgreSQL. Alerts live in
+``vigil.alerts``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, true
+from sqlalchemy import Boolean, DateTime, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.core.db import Base
@@ -70,27 +70,3 @@ class RuleDocument(_CatalogEntry, Base):
     level: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     """Why it cannot be used whatever the other rules (malformed, does not compile)."""
-
-
-class Alert(Base):
-    """Detections of one rule on one host within one window (see ``vigil.detect.alerts``)."""
-
-    __tablename__ = "alerts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    rule_id: Mapped[str] = mapped_column(String(128), index=True)
-    rule_title: Mapped[str] = mapped_column(Text)
-    level: Mapped[str] = mapped_column(String(32))
-    rule_author: Mapped[str | None] = mapped_column(Text)
-    rule_references: Mapped[str] = mapped_column(Text, default="[]")
-    tags: Mapped[str] = mapped_column(Text, default="[]")
-    host: Mapped[str | None] = mapped_column(String(255))
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    event_ids: Mapped[str] = mapped_column(Text, default="[]")
-    """Up to 100 event ids (JSON list)."""
-    group_key: Mapped[str | None] = mapped_column(String(512))
-    dedup_key: Mapped[str] = mapped_column(String(512), index=True)
-    status: Mapped[str] = mapped_column(String(32), default="new", server_default="new")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
