@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from vigil.core.auth import Permission
+from vigil.audit.service import listing
+from vigil.core.auth import ROLE_PERMISSIONS, Permission, PrincipalKind, Role, cli_principal
 from vigil.core.db import StateDB
 from vigil.core.errors import AuthError, ForbiddenError, InputError, NotFoundError
-from vigil.people import tokens
+from vigil.core.timeutil import utcnow
+from vigil.people import service, tokens
+from vigil.people.auth import authenticate
+from vigil.people.credentials import digest
 from vigil.people.models import ApiToken
 from vigil.people.tokens import PREFIX, Scope
 
@@ -143,3 +148,117 @@ def test_name_with_a_newline_is_rejected(state_db: StateDB) -> None:
         with pytest.raises(InputError, match="token name"):
             tokens.create(state_db, name, Scope.READ)
     assert tokens.listing(state_db) == []
+
+
+# -- roles, scopes, personal tokens, expiry ---------------------------------------------------
+
+ADMIN = cli_principal()
+PASSWORD = "correct horse battery"
+
+
+def test_a_service_token_holds_its_scopes(state_db: StateDB) -> None:
+    created = tokens.issue(state_db, ADMIN, "edr-bridge", scopes=["ingest", "alerts:write"])
+    assert created.info.role is Role.SERVICE and created.info.user is None
+    assert created.info.scopes == (Permission.EVENTS_INGEST, Permission.ALERTS_WRITE)
+    who = authenticate(state_db, f"Bearer {created.token}")
+    assert (who.kind, who.id, who.name, who.role) == (PrincipalKind.TOKEN, created.info.id,
+                                                      "edr-bridge", Role.SERVICE)
+    assert who.permissions == {Permission.EVENTS_INGEST, Permission.ALERTS_WRITE}
+
+
+def test_without_scopes_a_token_holds_its_whole_role(state_db: StateDB) -> None:
+    created = tokens.issue(state_db, ADMIN, "compliance-export", role=Role.AUDITOR)
+    assert created.info.scopes is None
+    who = authenticate(state_db, f"Bearer {created.token}")
+    assert who.role is Role.AUDITOR and who.permissions == ROLE_PERMISSIONS[Role.AUDITOR]
+
+
+def test_scopes_must_be_held_by_the_role(state_db: StateDB) -> None:
+    with pytest.raises(InputError, match="role service does not hold users:admin"):
+        tokens.issue(state_db, ADMIN, "greedy", scopes=["users:admin"])
+    with pytest.raises(InputError, match="unknown scope 'everything'"):
+        tokens.issue(state_db, ADMIN, "vague", scopes=["everything"])
+    with pytest.raises(InputError, match="at least one scope"):
+        tokens.issue(state_db, ADMIN, "empty", scopes=[])
+    with pytest.raises(InputError, match="unknown role"):
+        tokens.issue(state_db, ADMIN, "who", role="root")
+    for days in (0, -1, 3651):
+        with pytest.raises(InputError, match="expiry"):
+            tokens.issue(state_db, ADMIN, "when", expires_days=days)
+    assert tokens.listing(state_db) == []
+
+
+def test_personal_token_acts_as_its_user(state_db: StateDB) -> None:
+    service.add_user(state_db, ADMIN, "alice", PASSWORD, role=Role.ANALYST, team="security")
+    created = tokens.issue(state_db, ADMIN, "alice-laptop", user="Alice",
+                           scopes=["read", "rules:write"])
+    assert (created.info.user, created.info.role) == ("alice", Role.ANALYST)
+    who = authenticate(state_db, f"Bearer {created.token}")
+    assert (who.kind, who.name, who.role, who.team) == (PrincipalKind.USER, "alice", Role.ANALYST,
+                                                        "security")
+    assert who.permissions == {Permission.EVENTS_READ, Permission.ALERTS_READ, Permission.CASES_READ,
+                               Permission.RULES_WRITE}
+    service.set_role(state_db, ADMIN, "alice", Role.RESPONDER)  # the user's current role counts
+    who = authenticate(state_db, f"Bearer {created.token}")
+    assert who.role is Role.RESPONDER and Permission.RULES_WRITE not in who.permissions
+    service.disable_user(state_db, ADMIN, "alice")
+    with pytest.raises(AuthError, match="disabled user alice"):
+        authenticate(state_db, f"Bearer {created.token}")
+    with pytest.raises(InputError, match="disabled"):
+        tokens.issue(state_db, ADMIN, "another", user="alice")
+    with pytest.raises(NotFoundError, match="no user named 'bob'"):
+        tokens.issue(state_db, ADMIN, "nobody", user="bob")
+    assert [t.user for t in tokens.list_tokens(state_db, user="alice").tokens] == ["alice"]
+
+
+def test_expired_tokens_are_refused(state_db: StateDB) -> None:
+    created = tokens.issue(state_db, ADMIN, "temporary", expires_days=7)
+    assert created.info.expires_at is not None
+    assert timedelta(days=6, hours=23) < created.info.expires_at - utcnow() <= timedelta(days=7)
+    assert authenticate(state_db, f"Bearer {created.token}").name == "temporary"
+    later = created.info.expires_at + timedelta(seconds=1)
+    with pytest.raises(AuthError, match="expired"):
+        authenticate(state_db, f"Bearer {created.token}", now=later)
+    assert created.info.active() and not created.info.active(later)
+
+
+def test_last_used_is_kept_up_to_date_cheaply(state_db: StateDB) -> None:
+    created = tokens.issue(state_db, ADMIN, "busy")
+    assert tokens.listing(state_db)[0].last_used_at is None
+    now = utcnow()
+    authenticate(state_db, f"Bearer {created.token}", now=now)
+    assert tokens.listing(state_db)[0].last_used_at == now
+    authenticate(state_db, f"Bearer {created.token}", now=now + timedelta(seconds=30))
+    assert tokens.listing(state_db)[0].last_used_at == now
+    authenticate(state_db, f"Bearer {created.token}", now=now + timedelta(seconds=90))
+    assert tokens.listing(state_db)[0].last_used_at == now + timedelta(seconds=90)
+
+
+def test_token_changes_are_audited(state_db: StateDB) -> None:
+    created = tokens.issue(state_db, ADMIN, "audited", scopes=["ingest"], expires_days=1)
+    tokens.revoke(state_db, created.info.id, actor=ADMIN)
+    tokens.revoke(state_db, created.info.id, actor=ADMIN)  # again: no change, no record
+    entries = list(reversed(listing(state_db)))
+    assert [(e.actor, e.action, e.object_type, e.object_id) for e in entries] == [
+        (ADMIN.actor, "create", "token", str(created.info.id)),
+        (ADMIN.actor, "revoke", "token", str(created.info.id))]
+    assert entries[0].after is not None
+    assert entries[0].after["scopes"] == ["events:ingest"] and entries[0].after["role"] == "service"
+    assert created.token not in repr(entries) and digest(created.token) not in repr(entries)
+
+
+def test_list_tokens_pages_and_filters(state_db: StateDB) -> None:
+    made = [tokens.issue(state_db, ADMIN, f"t{i}") for i in range(5)]
+    tokens.revoke(state_db, made[1].info.id)
+    page = tokens.list_tokens(state_db, limit=2, offset=2)
+    assert page.total == 5 and [t.name for t in page.tokens] == ["t2", "t3"]
+    active = tokens.list_tokens(state_db, include_revoked=False)
+    assert active.total == 4 and "t1" not in [t.name for t in active.tokens]
+    with pytest.raises(InputError, match="limit"):
+        tokens.list_tokens(state_db, limit=0)
+
+
+def test_session_tokens_are_not_api_tokens(state_db: StateDB) -> None:
+    created = tokens.issue(state_db, ADMIN, "api")
+    with pytest.raises(AuthError):
+        authenticate(state_db, None, created.token)  # not a session cookie
