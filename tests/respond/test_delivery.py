@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from helpers import free_port
+from respond.servers import Mailbox, Receiver
 from vigil.core.auth import SYSTEM
 from vigil.core.config import NotifySettings
 from vigil.core.db import StateDB
@@ -22,9 +23,7 @@ from vigil.people.service import add_user
 from vigil.respond import service
 from vigil.respond.models import Cursor, DeliveryStatus
 from vigil.respond.notifier import Notifier
-from vigil.respond.schemas import ChannelIn, ChannelOut, RuleIn, RuleOut
-
-from .conftest import Mailbox, Receiver
+from vigil.respond.schemas import CHANNEL_IN, ChannelOut, RuleIn, RuleOut
 
 FAST = NotifySettings(backoff_base=10, backoff_max=60, max_attempts=4, http_timeout=5,
                       smtp_timeout=5, settle_seconds=0)
@@ -32,7 +31,7 @@ FAST = NotifySettings(backoff_base=10, backoff_max=60, max_attempts=4, http_time
 
 def channel(db: StateDB, name: str, kind: str, secret: str | None = None,
             **config: object) -> ChannelOut:
-    return service.create_channel(db, SYSTEM, ChannelIn.model_validate(
+    return service.create_channel(db, SYSTEM, CHANNEL_IN.validate_python(
         {"name": name, "kind": kind, "config": config, "secret": secret}))
 
 

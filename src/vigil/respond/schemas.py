@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from vigil.core.outbox import Topic
 from vigil.respond.models import ChannelKind, DeliveryStatus
@@ -21,8 +21,22 @@ SEVERITIES = ("informational", "low", "medium", "high", "critical")
 """The outbox's severities, lowest first."""
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_ADDRESS = re.compile(r"[^@\s\x00-\x1f<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Letters, digits, '_', '.', '-'.")]
+Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
+MAX_ID = 2_147_483_647
+
+
+def check_text(value: str) -> str:
+    """Text the databases can store (PostgreSQL refuses NUL characters)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Secret = Annotated[str, Field(min_length=1, max_length=4096,
+                              description="HMAC key (webhook) or SMTP password (email)."),
+                   AfterValidator(check_text)]
 
 
 def check_address(value: str) -> str:
@@ -35,7 +49,7 @@ def check_address(value: str) -> str:
 
 def check_url(value: str) -> str:
     """An absolute ``http``/``https`` URL; ValueError otherwise."""
-    text = value.strip()
+    text = check_text(value.strip())
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -87,7 +101,8 @@ class EmailConfig(_Config):
     port: int = Field(default=25, ge=1, le=65535)
     starttls: bool = False
     tls: bool = False
-    username: str | None = Field(default=None, max_length=255)
+    username: Annotated[str, AfterValidator(check_text)] | None = Field(default=None,
+                                                                         max_length=255)
     from_address: str
     to: list[str] = Field(default_factory=list, max_length=100)
 
@@ -105,7 +120,7 @@ class EmailConfig(_Config):
     @classmethod
     def _host(cls, value: str) -> str:
         host = value.strip()
-        if not host or any(c.isspace() or c in "/@" for c in host):
+        if not host or any(c.isspace() or c in "/@\x00" for c in host):
             raise ValueError(f"not a host name: {value!r}")
         return host
 
@@ -117,17 +132,38 @@ CONFIG_TYPES: dict[ChannelKind, type[_Config]] = {
 }
 
 
-class ChannelIn(BaseModel):
-    """A new channel. ``config`` follows the kind (see the ``*Config`` models)."""
-
+class _ChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    kind: ChannelKind
-    config: dict[str, object]
-    secret: str | None = Field(default=None, min_length=1, max_length=4096,
-                               description="HMAC key (webhook) or SMTP password (email).")
+    secret: Secret | None = None
     enabled: bool = True
+
+
+class WebhookChannelIn(_ChannelIn):
+    kind: Literal["webhook"]
+    config: WebhookConfig
+
+
+class SlackChannelIn(_ChannelIn):
+    kind: Literal["slack"]
+    config: SlackConfig
+
+
+class TeamsChannelIn(_ChannelIn):
+    kind: Literal["teams"]
+    config: TeamsConfig
+
+
+class EmailChannelIn(_ChannelIn):
+    kind: Literal["email"]
+    config: EmailConfig
+
+
+NewChannel = WebhookChannelIn | SlackChannelIn | TeamsChannelIn | EmailChannelIn
+ChannelIn = Annotated[NewChannel, Field(discriminator="kind")]
+"""A new channel: its kind says which settings ``config`` holds."""
+CHANNEL_IN: TypeAdapter[NewChannel] = TypeAdapter(ChannelIn)
 
 
 class ChannelPatch(BaseModel):
@@ -138,7 +174,7 @@ class ChannelPatch(BaseModel):
 
     name: Name | None = None
     config: dict[str, object] | None = None
-    secret: str | None = Field(default=None, min_length=1, max_length=4096)
+    secret: Secret | None = None
     enabled: bool | None = None
 
 
@@ -162,7 +198,7 @@ class RuleIn(BaseModel):
     name: Name
     topics: list[Topic] = Field(min_length=1, max_length=len(Topic))
     min_severity: Severity | None = None
-    channel_id: int
+    channel_id: Id
     event_recipients: bool = False
     addresses: list[str] = Field(default_factory=list, max_length=100)
     enabled: bool = True
@@ -181,7 +217,7 @@ class RulePatch(BaseModel):
     name: Name | None = None
     topics: list[Topic] | None = Field(default=None, min_length=1, max_length=len(Topic))
     min_severity: Severity | None = None
-    channel_id: int | None = None
+    channel_id: Id | None = None
     event_recipients: bool | None = None
     addresses: list[str] | None = Field(default=None, max_length=100)
     enabled: bool | None = None

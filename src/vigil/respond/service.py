@@ -32,13 +32,13 @@ from vigil.respond.schemas import (
     CONFIG_TYPES,
     AttemptOut,
     ChannelConfig,
-    ChannelIn,
     ChannelOut,
     ChannelPatch,
     DeliveryDetail,
     DeliveryOut,
     DeliveryPage,
     EmailConfig,
+    NewChannel,
     RuleIn,
     RuleOut,
     RulePatch,
@@ -140,13 +140,12 @@ def get_channel(db: StateDB, ref: int | str) -> ChannelOut:
         return _channel_out(_channel_row(session, ref))
 
 
-def create_channel(db: StateDB, who: Principal, data: ChannelIn) -> ChannelOut:
+def create_channel(db: StateDB, who: Principal, data: NewChannel) -> ChannelOut:
     who.require(Permission.NOTIFY_ADMIN)
-    config = validate_config(data.kind, data.config)
     now = utcnow()
     with db.session() as session:
         _unique(session, Channel, data.name, None)
-        row = Channel(name=data.name, kind=data.kind.value, config=config.model_dump_json(),
+        row = Channel(name=data.name, kind=data.kind, config=data.config.model_dump_json(),
                       secret=data.secret, enabled=data.enabled, created_at=now, updated_at=now)
         session.add(row)
         _flush(session, data.name)
