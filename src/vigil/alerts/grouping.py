@@ -86,7 +86,8 @@ def _find(session: Session, alert: Alert, key: GroupKey, window: timedelta) -> I
         select(Incident)
         .where(Incident.rule_id == rule_id, Incident.entity_kind == kind,
                Incident.entity_value == value, Incident.status == IncidentStatus.OPEN.value,
-               Incident.last_seen >= to_utc(alert.first_seen) - window)
+               Incident.last_seen >= to_utc(alert.first_seen) - window,
+               Incident.auto_group.is_(True))
         .order_by(Incident.last_seen.desc()).limit(1))
     return found if found is not None and _fits(found, alert, window) else None
 

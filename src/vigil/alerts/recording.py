@@ -106,7 +106,8 @@ def _new_alert(item: AlertInput, now: datetime) -> Alert:
                  rule_author=item.rule_author, rule_references=json.dumps(list(item.rule_references)),
                  tags=json.dumps(list(item.tags)), host=_clip(item.host, 255),
                  user_name=_clip(item.user, 255), src_ip=_clip(item.src_ip, 64),
-                 first_seen=to_utc(item.first_seen), last_seen=to_utc(item.last_seen), count=0, event_ids="[]",
+                 first_seen=to_utc(item.first_seen), last_seen=to_utc(item.last_seen), count=0,
+                 event_ids="[]",
                  group_key=item.burst_key, dedup_key=item.dedup_key, status=Status.NEW.value,
                  created_at=now, updated_at=now)
 
