@@ -191,7 +191,7 @@ def test_phase_severity_and_assignee_changes(state_db: StateDB, crew: Crew) -> N
     log = {(e.field, e.old, e.new) for e in cases.case_events(state_db, case_id)}
     assert {("assignee", None, "oscar"), ("assignee", "alice", None),
             ("severity", "low", "critical"), ("phase", "containment", "eradication")} <= log
-    update_audit = [a for a in audits(state_db, "case", case_id) if a.action == "update"][0]
+    update_audit = next(a for a in audits(state_db, "case", case_id) if a.action == "update")
     assert update_audit.after == {"phase": "eradication"}
 
 

@@ -222,7 +222,7 @@ def test_templates_prefill_and_custom_folder(state_db: StateDB, crew: Crew, tmp_
     assert insider.personal_data and any(c.regime == "GDPR-33" for c in insider.clocks)
     assert insider.tasks[0].mandatory and cases.list_templates(policy)["insider"].origin == "custom"
     (folder / "broken.yml").write_text("name: other\ntitle: x\n")
-    with pytest.raises(InputError, match="name the file other.yml"):
+    with pytest.raises(InputError, match=r"name the file other\.yml"):
         cases.list_templates(policy)
     with pytest.raises(InputError, match=r"broken.yml:\d+: invalid YAML"):
         parse("name: x\ntitle: [unclosed\n", str(folder / "broken.yml"), "custom")
