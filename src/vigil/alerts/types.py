@@ -326,3 +326,4 @@ class AlertTiming:
     status: str
     disposition: str | None
     case_id: int | None
+    incident_id: int | None = None

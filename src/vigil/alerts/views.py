@@ -54,4 +54,4 @@ def timing_view(row: Alert) -> AlertTiming:
         assignee=row.assignee, event_time=to_utc(row.first_seen), created_at=to_utc(row.created_at),
         acknowledged_at=_utc(row.acknowledged_at), escalated_at=_utc(row.escalated_at),
         closed_at=_utc(row.closed_at), status=row.status, disposition=row.disposition,
-        case_id=row.case_id)
+        case_id=row.case_id, incident_id=row.incident_id)
