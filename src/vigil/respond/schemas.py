@@ -20,9 +20,10 @@ from vigil.respond.models import ChannelKind, DeliveryStatus
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
 """The outbox's severities, lowest first."""
 Severity = Literal["informational", "low", "medium", "high", "critical"]
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 _ADDRESS = re.compile(r"[^@\s\x00-\x1f<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Letters, digits, '_', '.', '-'.")]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description=(
+    "A letter, then letters, digits, '_', '.', '-' (so a name never reads as an id)."))]
 Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
 MAX_ID = 2_147_483_647
 

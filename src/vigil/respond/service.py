@@ -30,6 +30,7 @@ from vigil.respond.models import Attempt, Channel, ChannelKind, Delivery, Delive
 from vigil.respond.notifier import http_client
 from vigil.respond.schemas import (
     CONFIG_TYPES,
+    MAX_ID,
     AttemptOut,
     ChannelConfig,
     ChannelOut,
@@ -102,9 +103,17 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, A
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
+def _id(ref: int | str) -> int | None:
+    """``ref`` as a row id (a name is never all digits), or None when it is a name."""
+    if isinstance(ref, str) and not ref.isdigit():
+        return None
+    value = int(ref)
+    return value if 1 <= value <= MAX_ID else 0
+
+
 def _channel_row(session: Session, ref: int | str) -> Channel:
-    if isinstance(ref, int) or ref.isdigit():
-        row = session.get(Channel, int(ref))
+    if (row_id := _id(ref)) is not None:
+        row = session.get(Channel, row_id) if row_id else None
     else:
         row = session.scalar(select(Channel).where(Channel.name == ref))
     if row is None:
@@ -287,8 +296,8 @@ def list_rules(db: StateDB) -> list[RuleOut]:
 
 
 def _rule_row(session: Session, ref: int | str) -> Rule:
-    if isinstance(ref, int) or ref.isdigit():
-        row = session.get(Rule, int(ref))
+    if (row_id := _id(ref)) is not None:
+        row = session.get(Rule, row_id) if row_id else None
     else:
         row = session.scalar(select(Rule).where(Rule.name == ref))
     if row is None:
@@ -304,7 +313,7 @@ def get_rule(db: StateDB, ref: int | str) -> RuleOut:
 
 
 def _input_channel(session: Session, channel_id: int) -> Channel:
-    row = session.get(Channel, channel_id)
+    row = session.get(Channel, channel_id) if _id(channel_id) else None
     if row is None:
         raise InputError(f"channel_id: no notification channel with id {channel_id}")
     return row
@@ -390,6 +399,9 @@ def list_deliveries(db: StateDB, *, status: DeliveryStatus | None = None,
     """Deliveries newest first, filtered; page on with ``before`` = the page's ``next_before``."""
     if not 1 <= limit <= MAX_PAGE:
         raise InputError(f"limit must be 1..{MAX_PAGE}")
+    for name, value in (("event id", event_id), ("before", before)):
+        if value is not None and not 1 <= value <= MAX_ID:
+            raise InputError(f"{name} must be 1..{MAX_ID}")
     query = select(Delivery).order_by(Delivery.id.desc()).limit(limit + 1)
     with db.session() as session:
         if status is not None:
@@ -410,7 +422,7 @@ def list_deliveries(db: StateDB, *, status: DeliveryStatus | None = None,
 def get_delivery(db: StateDB, delivery_id: int) -> DeliveryDetail:
     """A delivery with every attempt, oldest first."""
     with db.session() as session:
-        row = session.get(Delivery, delivery_id)
+        row = session.get(Delivery, delivery_id) if _id(delivery_id) else None
         if row is None:
             raise NotFoundError(f"no delivery with id {delivery_id}")
         attempts = session.scalars(select(Attempt).where(Attempt.delivery_id == delivery_id)
@@ -426,7 +438,7 @@ def retry_delivery(db: StateDB, who: Principal, delivery_id: int,
     """Send a failed delivery again (with a fresh count of attempts) at the next pass."""
     who.require(Permission.NOTIFY_ADMIN)
     with db.session() as session:
-        row = session.get(Delivery, delivery_id)
+        row = session.get(Delivery, delivery_id) if _id(delivery_id) else None
         if row is None:
             raise NotFoundError(f"no delivery with id {delivery_id}")
         if row.status != DeliveryStatus.FAILED.value:
