@@ -23,6 +23,7 @@ from vigil.cases.policy import DEFAULT_POLICY, Policy
 from vigil.cases.regimes import REGIMES, RegimeCode
 from vigil.cases.schemas import (
     ActionItemCreate,
+    ActionItemOut,
     ActionItemUpdate,
     AlertLink,
     CaseCreate,
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "REGIMES",
     "ActionItemCreate",
+    "ActionItemOut",
     "ActionItemUpdate",
     "AlertLink",
     "CaseCreate",

@@ -130,6 +130,8 @@ def list_cases(db: StateDB, filters: CaseFilter = CaseFilter(), *,
     """One page of cases matching ``filters``, and how many match in all."""
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise InputError(f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+    if any("\x00" in (text or "") for text in (filters.assignee, filters.team, filters.q)):
+        raise InputError("filters must not contain NUL characters")
     where = _conditions(filters)
     order = _ORDER[sort]
     query: Select[Case] = select(Case).where(*where).order_by(

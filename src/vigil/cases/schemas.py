@@ -7,10 +7,10 @@ People are named by user id or user name (:data:`UserRef`); times are ISO 8601 w
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from vigil.cases.enums import (
     ActionStatus,
@@ -38,21 +38,48 @@ from vigil.core.timeutil import parse_duration, to_utc
 
 T = TypeVar("T")
 
-UserRef = Annotated[int, Field(ge=1)] | Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""A database id (32-bit: larger numbers are refused before they reach the database)."""
+UserRef = Id | Annotated[str, StringConstraints(min_length=1, max_length=64)]
 """A person: user id, or user name."""
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, Field(max_length=100_000)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_LONGEST = timedelta(days=3660)
 
 
 def _utc(value: datetime) -> datetime:
-    return to_utc(value)
+    value = to_utc(value)
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("times must fall between 1970 and 2200")
+    return value
 
 
 def _duration(value: str) -> str:
-    parse_duration(value)
+    try:
+        span = parse_duration(value)
+    except OverflowError:
+        span = _LONGEST * 2
+    if span > _LONGEST:
+        raise ValueError("durations are at most 10 years")
     return value
+
+
+def _no_nul(value: Any) -> None:
+    """Refuse NUL characters anywhere in an input (PostgreSQL text cannot hold them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+    elif isinstance(value, BaseModel):
+        for item in value.__dict__.values():
+            _no_nul(item)
 
 
 def _sha256(value: str) -> str:
@@ -69,6 +96,11 @@ Sha256 = Annotated[str, AfterValidator(_sha256)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _text_without_nul(self) -> Self:
+        _no_nul(self)
+        return self
 
 
 class _Out(BaseModel):
@@ -105,8 +137,8 @@ class CaseCreate(_In):
     priority: Priority | None = None
     phase: Phase = Phase.DETECTION_ANALYSIS
     template: str | None = Field(default=None, max_length=64)
-    alert_ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=1000)
-    incident_id: int | None = Field(default=None, ge=1)
+    alert_ids: list[Id] = Field(default_factory=list, max_length=1000)
+    incident_id: Id | None = None
     assignees: list[UserRef] = Field(default_factory=list, max_length=50)
     tasks: list[TaskCreate] = Field(default_factory=list, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
@@ -145,12 +177,12 @@ class CaseUpdate(_In):
     assignees: list[UserRef] | None = Field(default=None, max_length=50)
     add_assignees: list[UserRef] = Field(default_factory=list, max_length=50)
     remove_assignees: list[UserRef] = Field(default_factory=list, max_length=50)
-    version: int | None = Field(default=None, ge=1)
+    version: Id | None = None
 
 
 class AlertLink(_In):
-    alert_ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=1000)
-    incident_id: int | None = Field(default=None, ge=1)
+    alert_ids: list[Id] = Field(default_factory=list, max_length=1000)
+    incident_id: Id | None = None
 
 
 class CloseCase(_In):
@@ -161,7 +193,7 @@ class CloseCase(_In):
 
 class CommentCreate(_In):
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
-    parent_id: int | None = None
+    parent_id: Id | None = None
 
 
 class LinkCreate(_In):
@@ -186,7 +218,7 @@ class EvidenceCreate(_In):
     kind: str = Field(default="file", min_length=1, max_length=32)
     description: Text = ""
     sha256: Sha256
-    size: int | None = Field(default=None, ge=0)
+    size: int | None = Field(default=None, ge=0, le=2**63 - 1)
     acquired_at: When | None = None
     acquired_by: str | None = Field(default=None, max_length=255)
     holder: str | None = Field(default=None, max_length=255)
