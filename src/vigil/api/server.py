@@ -13,12 +13,14 @@ from vigil.api.app import create_app
 from vigil.app import Vigil
 from vigil.core import logging as vlog
 from vigil.core.metrics import Registry
+from vigil.core.periodic import Periodic
 from vigil.detect.catalog import enabled_compiled
 from vigil.detect.hunt import select_rules
 from vigil.detect.stream import StreamDetector
 from vigil.ingest.listeners import start_syslog
 from vigil.ingest.runtime import IngestRuntime
 from vigil.ingest.spool import Spool
+from vigil.respond.notifier import Notifier
 
 log = vlog.get("vigil.server")
 
@@ -41,9 +43,31 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
     return runtime
 
 
+def start_background(vigil: Vigil) -> list[Periodic | Notifier]:
+    """The server's background work: case clocks, audit checkpoints, notifications."""
+    from vigil.audit import service as audit
+    from vigil.cases import service as cases
+    from vigil.cases.policy import Policy
+
+    server = vigil.settings.server
+    policy = Policy.from_settings(vigil.settings)
+    jobs: list[Periodic | Notifier] = [
+        Periodic("clocks", server.clock_check_seconds,
+                 lambda: cases.check_clocks(vigil.db, policy=policy), run_at_start=True).start(),
+        Periodic("audit-checkpoint", server.audit_checkpoint_minutes * 60,
+                 lambda: audit.checkpoint(vigil.db, vigil.key_folder)).start(),
+    ]
+    if server.notifications:
+        notifier = Notifier(vigil.db, vigil.settings.notify)
+        notifier.start()
+        jobs.append(notifier)
+    return jobs
+
+
 async def serve_async(vigil: Vigil, host: str, port: int) -> None:
     registry = Registry()
     runtime = build_runtime(vigil, registry)
+    background = start_background(vigil)
     app = create_app(vigil, runtime, registry)
     settings = vigil.settings.ingest
     handles: list[Any] = []
@@ -61,6 +85,8 @@ async def serve_async(vigil: Vigil, host: str, port: int) -> None:
     finally:
         for handle in handles:
             handle.close()
+        for job in background:
+            job.stop()
         runtime.stop()
         vigil.store.checkpoint()
         vigil.close()

@@ -174,6 +174,12 @@ class ServerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    clock_check_seconds: float = Field(default=30, gt=0)
+    """How often case clocks (SLA and regulatory deadlines) are checked for due and breached."""
+    audit_checkpoint_minutes: float = Field(default=60, gt=0)
+    """How often the end of the audit chain is signed while the server runs."""
+    notifications: bool = True
+    """Whether the server sends notifications (the outbox is kept either way)."""
 
 
 class AuthSettings(BaseModel):
