@@ -58,7 +58,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     vigil.close()
     port = free_port()
     with server(data_dir, port, free_port(), VIGIL_INGEST__SYSLOG_ENABLED="false",
-                VIGIL_NOTIFY__ENABLED="false"), \
+                VIGIL_SERVER__NOTIFICATIONS="false"), \
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         yield Api(client, issued)
 

@@ -170,6 +170,24 @@ def test_unreachable_channel_does_not_block_others(state_db: StateDB, receiver: 
     assert sorted(d.attempts for d in dead_ones) == [0, 0, 1]  # the rest wait for the next pass
     [tried] = [d for d in dead_ones if d.attempts]
     assert tried.last_error is not None and "Connect" in tried.last_error
+    for waiting in dead_ones:  # put off, not tried again at every pass
+        assert waiting.next_attempt_at is not None and waiting.next_attempt_at > utcnow()
+
+
+def test_a_backlog_on_one_channel_does_not_starve_another(state_db: StateDB,
+                                                          receiver: Receiver) -> None:
+    dead = channel(state_db, "dead", "webhook", url=f"http://127.0.0.1:{free_port()}/x")
+    live = channel(state_db, "live", "webhook", url=receiver.url("/starve"))
+    rule(state_db, "to-dead", dead.id, Topic.ALERT_CREATED)
+    notes = notifier(state_db, FAST.model_copy(update={"batch_size": 20}))  # 2 per channel
+    for i in range(30):
+        event(state_db, Topic.ALERT_CREATED, f"Alert {i}", "high")
+    notes.dispatcher.run_once(utcnow())
+    rule(state_db, "to-live", live.id, Topic.CASE_CREATED)
+    event(state_db, Topic.CASE_CREATED, "Case 1", "high")
+    report = notes.run_once()
+    assert report.sent == 1
+    assert len(receiver.on("/starve")) == 1
 
 
 def test_dispatching_again_never_sends_twice(state_db: StateDB, receiver: Receiver) -> None:

@@ -119,8 +119,6 @@ class NotifySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
-    """Whether ``vigil serve`` runs the notifier."""
     poll_interval: float = Field(default=2.0, gt=0, le=3600)
     """Seconds between two passes (read the outbox, send what is due)."""
     max_attempts: int = Field(default=8, ge=1, le=100)

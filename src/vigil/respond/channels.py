@@ -32,7 +32,7 @@ import httpx
 import orjson
 
 from vigil import __version__
-from vigil.core.timeutil import parse_iso, to_utc
+from vigil.core.timeutil import parse_iso, to_utc, utcnow
 from vigil.respond.models import ChannelKind
 from vigil.respond.schemas import ChannelConfig, EmailConfig, SlackConfig, TeamsConfig, WebhookConfig
 
@@ -194,9 +194,12 @@ def email_message(config: EmailConfig, message: Message, to: str, now: datetime)
 
 
 def send(channel: ChannelSpec, message: Message, recipient: str, delivery_id: int,
-         client: httpx.Client, smtp_timeout: float, now: datetime) -> Outcome:
-    """Deliver ``message`` over ``channel`` (to ``recipient`` for e-mail); never raises."""
-    started = time.monotonic()
+         client: httpx.Client, smtp_timeout: float) -> Outcome:
+    """Deliver ``message`` over ``channel`` (to ``recipient`` for e-mail); never raises.
+
+    The webhook timestamp and the e-mail date are the time of sending.
+    """
+    started, now = time.monotonic(), utcnow()
     config = channel.config
     if isinstance(config, EmailConfig):
         outcome = send_email(config, channel.secret, email_message(config, message, recipient, now),

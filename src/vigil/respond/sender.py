@@ -1,11 +1,11 @@
 """The sender: delivers what is due, records every attempt, retries with back-off.
 
-A pass takes the pending deliveries whose time has come, groups them by channel and works
-the channels side by side, each channel's deliveries one after the other. A delivery is
-claimed before it is sent (its next attempt moves past a lease), so two senders on one
-database never send it twice at once. When a channel cannot be reached, the rest of its
-deliveries wait for the next pass: a dead channel costs at most one timeout per pass and
-never delays the other channels.
+A pass takes the pending deliveries whose time has come (a bounded share per channel), groups
+them by channel and works the channels side by side, each channel's deliveries one after the
+other. A delivery is claimed before it is sent (its next attempt moves past a lease), so two
+senders on one database never send it twice at once. When a channel cannot be reached, the rest of its
+deliveries are put off by one back-off without counting an attempt: a dead channel costs at
+most one timeout per pass and never delays the other channels.
 
 After a failed attempt the delivery waits ``backoff_base * 2**(attempts - 1)`` seconds (at
 most ``backoff_max``, at least what a ``Retry-After`` asks), of which a random half is
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 
 from vigil.core import logging as vlog
 from vigil.core.config import NotifySettings
@@ -65,6 +65,16 @@ def channel_spec(row: Channel) -> ChannelSpec:
     return ChannelSpec(row.id, row.name, kind, config, row.secret)
 
 
+def _usable(row: Channel) -> ChannelSpec | str:
+    """The channel ready to send, or why its deliveries cannot be sent."""
+    if not row.enabled:
+        return "channel is disabled"
+    try:
+        return channel_spec(row)
+    except ValueError as exc:  # settings stored by an older version, edited by hand
+        return f"channel settings are invalid: {exc}"
+
+
 def backoff(settings: NotifySettings, attempts: int, rng: random.Random,
             retry_after: float | None = None) -> float:
     """Seconds to wait after ``attempts`` failed attempts."""
@@ -89,27 +99,20 @@ class Sender:
     def run_once(self, now: datetime) -> SendReport:
         """Send every delivery due at ``now`` (up to ``batch_size``)."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(Delivery.id, Delivery.channel_id, Delivery.attempts, Delivery.recipient,
-                       Delivery.event)
-                .where(Delivery.status == DeliveryStatus.PENDING.value,
-                       Delivery.next_attempt_at <= now)
-                .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(self.settings.batch_size)).all()
+            rows = session.execute(self._due(now)).all()
             ids = {r.channel_id for r in rows if r.channel_id is not None}
             found = session.scalars(select(Channel).where(Channel.id.in_(ids))).all() if ids else []
-            specs = {c.id: (channel_spec(c) if c.enabled else None) for c in found}
+            specs: dict[int | None, ChannelSpec | str] = {c.id: _usable(c) for c in found}
         groups: dict[int | None, list[_Due]] = defaultdict(list)
         for row in rows:
             groups[row.channel_id].append(_Due(row.id, row.attempts, row.recipient, row.event))
         report, work = SendReport(), []
         for channel_id, due in groups.items():
-            spec = specs.get(channel_id) if channel_id is not None else None
-            if spec is not None:
+            spec = specs.get(channel_id, "channel was removed")
+            if isinstance(spec, ChannelSpec):
                 work.append((spec, due))
             else:
-                why = "channel is disabled" if channel_id in specs else "channel was removed"
-                report += self._abandon(due, why, now)
+                report += self._abandon(due, spec, now)
         if not work:
             return report
         with ThreadPoolExecutor(min(MAX_PARALLEL_CHANNELS, len(work)),
@@ -118,22 +121,54 @@ class Sender:
                 report += result
         return report
 
+    def _due(self, now: datetime) -> Select[tuple[int, int | None, int, str, str]]:
+        """The oldest due deliveries, at most ``batch_size // 10`` of any one channel, so that
+        a channel with a backlog never crowds the others out of a pass."""
+        rank = func.row_number().over(partition_by=Delivery.channel_id,
+                                      order_by=(Delivery.next_attempt_at, Delivery.id))
+        due = (select(Delivery.id, Delivery.channel_id, Delivery.attempts, Delivery.recipient,
+                      Delivery.event, Delivery.next_attempt_at, rank.label("rank"))
+               .where(Delivery.status == DeliveryStatus.PENDING.value,
+                      Delivery.next_attempt_at <= now).subquery())
+        return (select(due.c.id, due.c.channel_id, due.c.attempts, due.c.recipient, due.c.event)
+                .where(due.c.rank <= max(1, self.settings.batch_size // 10))
+                .order_by(due.c.next_attempt_at, due.c.id).limit(self.settings.batch_size))
+
     def _send_channel(self, spec: ChannelSpec, due: Sequence[_Due], now: datetime) -> SendReport:
         report = SendReport()
-        for item in due:
+        for index, item in enumerate(due):
             if not self._claim(item, now):
                 continue
-            message = Message.from_json(json.loads(item.event))
-            outcome = channels.send(spec, message, item.recipient, item.id, self.client,
-                                    self.settings.smtp_timeout, now)
+            try:
+                message = Message.from_json(json.loads(item.event))
+            except (ValueError, KeyError, TypeError) as exc:
+                outcome = Outcome(False, error=f"unreadable event snapshot: {exc}", retryable=False)
+            else:
+                outcome = channels.send(spec, message, item.recipient, item.id, self.client,
+                                        self.settings.smtp_timeout)
             status = self.record(item.id, outcome, now)
             report += SendReport(status == DeliveryStatus.SENT, status == DeliveryStatus.PENDING,
                                  status == DeliveryStatus.FAILED)
             if not outcome.ok and outcome.status_code is None and outcome.retryable:
-                log.warning("notification channel %s unreachable (%s); its other deliveries "
-                            "wait for the next pass", spec.name, outcome.error)
+                rest = due[index + 1:]
+                log.warning("notification channel %s unreachable (%s); %d other deliveries wait",
+                            spec.name, outcome.error, len(rest))
+                self._postpone(rest, now)
                 break
         return report
+
+    def _postpone(self, due: Sequence[_Due], now: datetime) -> None:
+        """Put off deliveries not tried because their channel is unreachable (no attempt
+        counted): they come back after the first back-off, not at every pass."""
+        if not due:
+            return
+        later = now + timedelta(seconds=backoff(self.settings, 1, self.rng))
+        with self.db.session() as session:
+            session.execute(update(Delivery)
+                            .where(Delivery.id.in_([d.id for d in due]),
+                                   Delivery.status == DeliveryStatus.PENDING.value,
+                                   Delivery.next_attempt_at <= now)
+                            .values(next_attempt_at=later))
 
     def _claim(self, item: _Due, now: datetime) -> bool:
         """Take the delivery for this sender: false when another sender took it first."""

@@ -232,7 +232,7 @@ def test_channel(db: StateDB, who: Principal, ref: int | str, settings: NotifySe
         delivery_id = delivery.id
     with http_client(settings, transport) as client:
         outcome = channels.send(spec, message, recipient, delivery_id, client,
-                                settings.smtp_timeout, at)
+                                settings.smtp_timeout)
         Sender(db, settings, client).record(delivery_id, outcome, at, max_attempts=1)
     return TestResult(ok=outcome.ok, delivery_id=delivery_id, recipient=recipient,
                       status_code=outcome.status_code, reply=outcome.reply, error=outcome.error)
