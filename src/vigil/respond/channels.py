@@ -32,10 +32,12 @@ import httpx
 import orjson
 
 from vigil import __version__
+from vigil.core import logging as vlog
 from vigil.core.timeutil import parse_iso, to_utc, utcnow
 from vigil.respond.models import ChannelKind
 from vigil.respond.schemas import ChannelConfig, EmailConfig, SlackConfig, TeamsConfig, WebhookConfig
 
+log = vlog.get("vigil.notify")
 USER_AGENT = f"Vigil/{__version__}"
 _REPLY_LIMIT = 500
 _RETRYABLE_HTTP = frozenset({408, 425, 429})
@@ -124,8 +126,13 @@ def _facts(message: Message, with_details: bool) -> list[tuple[str, str]]:
         facts.append(("People", ", ".join(message.recipients)))
     facts.append(("When", message.created_at.isoformat(timespec="seconds")))
     if with_details:
-        facts.extend((str(k), _text(v)) for k, v in message.details.items())
+        facts.extend(_details(message))
     return facts
+
+
+def _details(message: Message) -> list[tuple[str, str]]:
+    """The event's details as text, leaving out empty values."""
+    return [(str(k), _text(v)) for k, v in message.details.items() if v not in (None, "", [], {})]
 
 
 def _text(value: object) -> str:
@@ -185,8 +192,8 @@ def email_message(config: EmailConfig, message: Message, to: str, now: datetime)
     mail["X-Vigil-Event"] = _header(message.topic)
     facts = _facts(message, with_details=False)
     lines = [message.subject, "", *(f"{k + ':':<10} {v}" for k, v in facts)]
-    if message.details:
-        lines += ["", "Details:", *(f"  {k}: {_text(v)}" for k, v in message.details.items())]
+    if details := _details(message):
+        lines += ["", "Details:", *(f"  {k}: {v}" for k, v in details)]
     if message.rule:
         lines += ["", f"-- Sent by Vigil because of the notification rule '{message.rule}'."]
     mail.set_content("\n".join(lines) + "\n")
@@ -201,17 +208,22 @@ def send(channel: ChannelSpec, message: Message, recipient: str, delivery_id: in
     """
     started, now = time.monotonic(), utcnow()
     config = channel.config
-    if isinstance(config, EmailConfig):
-        outcome = send_email(config, channel.secret, email_message(config, message, recipient, now),
-                             recipient, smtp_timeout)
-    elif isinstance(config, WebhookConfig):
-        body, headers = webhook_request(channel, message, delivery_id, now)
-        outcome = post(client, config.url, body, headers)
-    else:
-        payload = slack_body(config, message) if isinstance(config, SlackConfig) else \
-            teams_body(config, message)
-        outcome = post(client, config.url, orjson.dumps(payload),
-                       {"Content-Type": "application/json", "User-Agent": USER_AGENT})
+    try:
+        if isinstance(config, EmailConfig):
+            mail = email_message(config, message, recipient, now)
+            outcome = send_email(config, channel.secret, mail, recipient, smtp_timeout)
+        elif isinstance(config, WebhookConfig):
+            body, headers = webhook_request(channel, message, delivery_id, now)
+            outcome = post(client, config.url, body, headers)
+        else:
+            payload = slack_body(config, message) if isinstance(config, SlackConfig) else \
+                teams_body(config, message)
+            outcome = post(client, config.url, orjson.dumps(payload),
+                           {"Content-Type": "application/json", "User-Agent": USER_AGENT})
+    except Exception as exc:  # a message that cannot be built must not stop the others
+        log.exception("notification over channel %s could not be sent", channel.name)
+        outcome = Outcome(False, error=f"cannot send: {type(exc).__name__}: {exc}",
+                          retryable=False)
     elapsed = int((time.monotonic() - started) * 1000)
     return Outcome(outcome.ok, outcome.status_code, outcome.reply, outcome.error,
                    outcome.retryable, outcome.retry_after, elapsed)

@@ -110,12 +110,13 @@ def plan(event: DomainEvent, rule: RuleSpec, resolve: Resolver,
     found = resolve(people) if people else {}
     for person in people:
         address = found.get(person) or (person if _is_address(person) else None)
-        if address is None:
-            rows.append({**base, "recipient": f"user:{person}"[:320],
-                         "status": DeliveryStatus.FAILED.value,
-                         "last_error": f"user {person!r} is unknown or has no e-mail address"})
-        else:
+        if address is not None and _is_address(address):
             addresses.setdefault(address.lower(), address)
+            continue
+        why = "is unknown or has no e-mail address" if address is None else \
+            "has an e-mail address that cannot be used"
+        rows.append({**base, "recipient": f"user:{person}"[:320],
+                     "status": DeliveryStatus.FAILED.value, "last_error": f"user {person!r} {why}"})
     for address in rule.addresses:
         addresses.setdefault(address.lower(), address)
     rows.extend({**base, "recipient": address} for address in addresses.values())

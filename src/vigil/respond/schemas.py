@@ -41,9 +41,10 @@ Secret = Annotated[str, Field(min_length=1, max_length=4096,
 
 
 def check_address(value: str) -> str:
-    """An e-mail address (``local@domain``), trimmed; ValueError when it is not one."""
+    """An e-mail address (``local@domain``, ASCII: SMTPUTF8 is not used), trimmed; ValueError
+    when it is not one."""
     address = value.strip()
-    if len(address) > 254 or not _ADDRESS.fullmatch(address):
+    if len(address) > 254 or not address.isascii() or not _ADDRESS.fullmatch(address):
         raise ValueError(f"not an e-mail address: {value!r}")
     return address
 
