@@ -64,14 +64,14 @@ def lock_case(session: Session, case_id: int, expected_version: int | None = Non
     statement = update(Case).where(Case.id == case_id)
     if expected_version is not None:
         statement = statement.where(Case.version == expected_version)
-    result = session.execute(statement.values(version=Case.version + 1, updated_at=stamp)
-                             .execution_options(synchronize_session=False))
-    if getattr(result, "rowcount", 0) != 1:
+    found = session.scalars(statement.values(version=Case.version + 1, updated_at=stamp)
+                            .returning(Case)
+                            .execution_options(populate_existing=True,
+                                               synchronize_session=False)).one_or_none()
+    if found is None:
         case = get_case(session, case_id)
         raise ConflictError(f"{case_ref(case_id)} changed since version {expected_version} "
                             f"(now {case.version}); read it again")
-    found = session.execute(select(Case).where(Case.id == case_id)
-                            .execution_options(populate_existing=True)).scalar_one()
     return found
 
 

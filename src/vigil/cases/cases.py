@@ -203,17 +203,22 @@ def update_case(db: StateDB, case_id: int, data: CaseUpdate, actor: Principal, *
         if data.tags is not None and json.loads(case.tags) != data.tags:
             pending.changes["tags"] = (json.loads(case.tags), data.tags)
             case.tags = json.dumps(data.tags)
-        _plan_assignees(session, case, add, remove, replace, pending)
+        current = assignees_of(session, [case.id]).get(case.id, [])
+        if add or remove or replace is not None:
+            _plan_assignees(session, case, current, add, remove, replace, pending)
         if data.stage is not None and data.stage.value != case.stage:
             _move_stage(session, case, data.stage, pending, actor, stamp)
         _follow_up(session, case, pending, actor, policy, stamp)
         _assign(session, case, pending, actor, src, stamp)
         for name, (old, new) in pending.changes.items():
             record_event(session, case, actor, src, name, old, new, stamp)
-        _audit_update(session, case, pending, actor)
         _announce(session, case, pending, actor)
-        session.flush()
-        return case_view(case, assignees_of(session, [case.id]).get(case.id, []))
+        if pending.added or pending.removed:
+            session.flush()
+            current = assignees_of(session, [case.id]).get(case.id, [])
+        view = case_view(case, current)
+        _audit_update(session, case, pending, actor)  # last: the audit chain lock is held briefly
+        return view
 
 
 def _audit_update(session: Session, case: Case, pending: _Pending, actor: Principal) -> None:
@@ -345,9 +350,10 @@ def _is_true_positive(case: Case) -> bool:
 # -- assignees -----------------------------------------------------------------------------
 
 
-def _plan_assignees(session: Session, case: Case, add: list[Person], remove: list[Person],
-                    replace: list[Person] | None, pending: _Pending) -> None:
-    current = {a.user_id: a.username for a in assignees_of(session, [case.id]).get(case.id, [])}
+def _plan_assignees(session: Session, case: Case, assigned: Sequence[CaseAssignee],
+                    add: list[Person], remove: list[Person], replace: list[Person] | None,
+                    pending: _Pending) -> None:
+    current = {a.user_id: a.username for a in assigned}
     wanted = dict(current) if replace is None else {p.id: p.username for p in replace}
     for person in add:
         wanted[person.id] = person.username
