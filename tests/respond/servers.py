@@ -31,7 +31,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self.script: list[int] = []
+        self.script: list[int | tuple[int, dict[str, str]]] = []
         self.default = 200
         self.lock = threading.Lock()
         receiver = self
@@ -42,9 +42,12 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver.lock:
                     receiver.requests.append(Request(self.path, dict(self.headers.items()), body))
-                    code = receiver.script.pop(0) if receiver.script else receiver.default
+                    step = receiver.script.pop(0) if receiver.script else receiver.default
+                code, headers = step if isinstance(step, tuple) else (step, {})
                 reply = b"ok" if code < 300 else b"nope"
                 self.send_response(code)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)

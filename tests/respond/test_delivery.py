@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import json
 import random
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -393,3 +395,52 @@ def test_test_message_lands_in_the_delivery_log(state_db: StateDB, receiver: Rec
     with state_db.session() as session:
         assert session.scalar(select(Cursor)) is None  # a test reads no outbox
     assert hook.has_secret
+
+
+def test_retry_after_is_honoured(state_db: StateDB, receiver: Receiver) -> None:
+    hook = channel(state_db, "busy", "webhook", url=receiver.url("/busy"))
+    rule(state_db, "r", hook.id, Topic.ALERT_CREATED)
+    receiver.script = [(429, {"Retry-After": "45"})]
+    event(state_db, Topic.ALERT_CREATED, "Alert", "high")
+    now = utcnow()
+    assert notifier(state_db).run_once(now).retrying == 1
+    [pending] = deliveries(state_db)
+    assert pending.next_attempt_at is not None
+    assert (pending.next_attempt_at - now).total_seconds() >= 45  # above the 5-10 s back-off
+    assert pending.last_error == "HTTP 429"
+
+
+def test_a_silent_server_times_out_without_holding_up_others(state_db: StateDB,
+                                                            receiver: Receiver) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        mute = channel(state_db, "mute", "webhook",
+                       url=f"http://127.0.0.1:{silent.getsockname()[1]}/x")
+        live = channel(state_db, "live", "webhook", url=receiver.url("/alive"))
+        rule(state_db, "to-mute", mute.id, Topic.ALERT_CREATED)
+        rule(state_db, "to-live", live.id, Topic.ALERT_CREATED)
+        for i in range(3):
+            event(state_db, Topic.ALERT_CREATED, f"Alert {i}", "high")
+        started = time.monotonic()
+        report = notifier(state_db, FAST.model_copy(update={"http_timeout": 0.5})).run_once()
+        elapsed = time.monotonic() - started
+    assert report.sent == 3 and len(receiver.on("/alive")) == 3
+    assert elapsed < 3, elapsed  # one timeout, not one per delivery
+    timed_out = [d for d in deliveries(state_db, channel="mute") if d.attempts]
+    assert len(timed_out) == 1 and "timeout" in (timed_out[0].last_error or "")
+
+
+def test_two_notifiers_on_one_database_send_each_message_once(state_db: StateDB,
+                                                              receiver: Receiver) -> None:
+    hook = channel(state_db, "shared", "webhook", url=receiver.url("/shared"))
+    rule(state_db, "r", hook.id, Topic.ALERT_CREATED)
+    for i in range(20):
+        event(state_db, Topic.ALERT_CREATED, f"Alert {i}", "high")
+    first, second = Notifier(state_db, FAST), Notifier(state_db, FAST)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda n: n.run_once(), (first, second)))
+    assert sum(r.sent for r in reports) == 20
+    posted = [r.headers["X-Vigil-Delivery"] for r in receiver.on("/shared")]
+    assert len(posted) == 20 and len(set(posted)) == 20
+    assert {d.status for d in deliveries(state_db)} == {"sent"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from respond.servers import Mailbox, Receiver
 from vigil.cases import service as cases
 from vigil.cases.schemas import CaseCreate, CommentCreate
 from vigil.core.auth import SYSTEM
@@ -14,8 +15,6 @@ from vigil.people.service import add_user
 from vigil.respond import service
 from vigil.respond.notifier import Notifier
 from vigil.respond.schemas import CHANNEL_IN, RuleIn
-
-from respond.servers import Mailbox, Receiver
 
 
 def test_case_assignment_and_mention_reach_people(state_db: StateDB, smtp: Mailbox,
