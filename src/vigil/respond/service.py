@@ -105,7 +105,7 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, A
 
 def _id(ref: int | str) -> int | None:
     """``ref`` as a row id (a name is never all digits), or None when it is a name."""
-    if isinstance(ref, str) and not ref.isdigit():
+    if isinstance(ref, str) and not (ref.isascii() and ref.isdigit()):
         return None
     value = int(ref)
     return value if 1 <= value <= MAX_ID else 0
