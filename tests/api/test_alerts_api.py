@@ -15,6 +15,7 @@ import pytest
 from helpers import free_port, server
 from vigil.alerts import AlertInput, Source
 from vigil.alerts import service as alerts
+from vigil.alerts.schemas import AlertOut, IncidentOut
 from vigil.app import Vigil
 from vigil.audit.service import listing
 from vigil.core.auth import SYSTEM, Role, cli_principal
@@ -78,7 +79,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     vigil.close()
     port = free_port()
     with server(data_dir, port, free_port(), VIGIL_INGEST__SYSLOG_ENABLED="false",
-                VIGIL_NOTIFY__ENABLED="false"), \
+                VIGIL_SERVER__NOTIFICATIONS="false"), \
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         yield Api(client, issued, data_dir)
 
@@ -259,6 +260,16 @@ def test_incidents_list_read_merge_split(api: Api) -> None:
     for body in ({"target": target}, {"target": target, "sources": []}, {"target": "x", "sources": [1]}):
         assert api.call("POST", "/incidents/merge", json=body).status_code == 400
     assert api.call("GET", "/incidents", params={"entity_kind": "planet"}).status_code == 400
+
+
+def test_listings_have_exactly_the_documented_fields(api: Api) -> None:
+    [alert] = api.seed("fields", "pc1")
+    item = api.ok("GET", "/alerts", params={"rule_id": "fields"}).json()["items"][0]
+    detail = api.ok("GET", f"/alerts/{alert}").json()
+    assert set(item) == set(AlertOut.model_fields) == set(detail) - {"history", "related"}
+    assert item["last_seen"] == detail["last_seen"] == "2026-04-01T08:01:00Z"
+    incident = api.ok("GET", "/incidents", params={"rule_id": "fields"}).json()["items"][0]
+    assert set(incident) == set(IncidentOut.model_fields)
 
 
 def test_openapi_documents_the_routes(api: Api) -> None:

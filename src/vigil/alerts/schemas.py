@@ -57,6 +57,8 @@ class AlertOut(_Out):
     closed_at: datetime | None
     escalated_at: datetime | None
     closing_note: str | None
+    dedup_key: str
+    """What occurrences fold on (rule, host and time window for Sigma detections)."""
 
 
 class AlertPage(BaseModel):

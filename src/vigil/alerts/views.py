@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
+
+import orjson
 
 from vigil.alerts.models import Alert, AlertHistory, Incident
 from vigil.alerts.types import AlertTiming, AlertView, HistoryEntry, IncidentView, Severity
@@ -25,10 +26,10 @@ def alert_view(row: Alert) -> AlertView:
     return AlertView(
         id=row.id, source=row.source, rule_id=row.rule_id, rule_title=row.rule_title,
         level=row.level, severity=severity_label(row.severity), rule_author=row.rule_author,
-        rule_references=json.loads(row.rule_references), tags=json.loads(row.tags),
+        rule_references=orjson.loads(row.rule_references), tags=orjson.loads(row.tags),
         host=row.host, user=row.user_name, src_ip=row.src_ip,
         first_seen=to_utc(row.first_seen), last_seen=to_utc(row.last_seen), count=row.count,
-        event_ids=json.loads(row.event_ids), status=row.status, disposition=row.disposition,
+        event_ids=orjson.loads(row.event_ids), status=row.status, disposition=row.disposition,
         assignee=row.assignee, incident_id=row.incident_id, case_id=row.case_id,
         created_at=to_utc(row.created_at), acknowledged_at=_utc(row.acknowledged_at),
         closed_at=_utc(row.closed_at), escalated_at=_utc(row.escalated_at),

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+import orjson
+from fastapi import APIRouter, Path, Query, Response
 
 from vigil.alerts import AlertFilter, AlertSort, Disposition, Severity, Source, Status, assignees, service
 from vigil.alerts.schemas import (
@@ -39,6 +40,13 @@ AlertId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 Text = Annotated[str | None, Query(max_length=255)]
 Order = Literal["asc", "desc"]
+
+
+def page_response(items: object, next_cursor: str | None, total: int | None) -> Response:
+    """A page serialised straight from the service's views (they have exactly the fields of
+    the declared response model): a listing of 1,000 alerts skips two rounds of validation."""
+    body = {"items": items, "next_cursor": next_cursor, "total": total}
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
 def alert_filter(status: list[Status] | None, severity: list[SeverityName] | None,
@@ -70,7 +78,7 @@ def list_alerts(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
     count: Annotated[bool, Query(description="Also count every match (costs a scan).")] = False,
-) -> AlertPage:
+) -> Response:
     """Alerts, most recent last event first; each shows the rule's author (Detection Rule
     License)."""
     filters = alert_filter(status, severity, min_severity, level=tuple(level or ()),
@@ -81,8 +89,7 @@ def list_alerts(
     with vigil.db.session() as session:
         page = service.list_alerts(session, filters, sort=sort, descending=order == "desc",
                                    limit=limit, cursor=cursor, offset=offset, with_total=count)
-    return AlertPage(items=[AlertOut.model_validate(a) for a in page.items],
-                     next_cursor=page.next_cursor, total=page.total)
+    return page_response(page.items, page.next_cursor, page.total)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetailOut)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from vigil.alerts import AlertSort, EntityKind, IncidentFilter, IncidentStatus, Severity, service
 from vigil.alerts.schemas import (
@@ -22,6 +22,7 @@ from vigil.alerts.schemas import (
     SeverityName,
     SplitIn,
 )
+from vigil.api.alerts import page_response
 from vigil.api.deps import VigilDep, requires
 from vigil.core.auth import Permission, Principal
 
@@ -48,7 +49,7 @@ def list_incidents(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
     count: bool = False,
-) -> IncidentPage:
+) -> Response:
     """Incidents, most recent activity first."""
     filters = IncidentFilter(status=tuple(status or ()),
                              severity=tuple(Severity.parse(s) for s in severity or ()),
@@ -57,8 +58,7 @@ def list_incidents(
     with vigil.db.session() as session:
         page = service.list_incidents(session, filters, sort=sort, descending=order == "desc",
                                       limit=limit, cursor=cursor, offset=offset, with_total=count)
-    return IncidentPage(items=[IncidentOut.model_validate(i) for i in page.items],
-                        next_cursor=page.next_cursor, total=page.total)
+    return page_response(page.items, page.next_cursor, page.total)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetailOut)
