@@ -93,18 +93,23 @@ def test_comments_parse_mentions_and_notify(state_db: StateDB, crew: Crew) -> No
 
 def test_observables_normalised_deduplicated_and_linked(state_db: StateDB, crew: Crew) -> None:
     case_id = _case(state_db, crew)
+    a, b = (str(i) for i in record_alerts(state_db, 2))
     first = cases.add_observable(state_db, case_id, ObservableCreate(
         type="domain", value="Evil.Example.COM.", ioc=True,
-        links=[LinkCreate(kind="alert", ref="7"), LinkCreate(kind="event", ref="evt-1",
-                                                             seen_at=T0 - timedelta(hours=2))]),
+        links=[LinkCreate(kind="alert", ref=a), LinkCreate(kind="event", ref="evt-1",
+                                                           seen_at=T0 - timedelta(hours=2))]),
         crew.alice)
     assert first.value == "evil.example.com" and len(first.links) == 2
     again = cases.add_observable(state_db, case_id, ObservableCreate(
-        type="domain", value="evil.example.com", links=[LinkCreate(kind="alert", ref="7"),
-                                                         LinkCreate(kind="alert", ref="8")]),
+        type="domain", value="evil.example.com", links=[LinkCreate(kind="alert", ref=a),
+                                                         LinkCreate(kind="alert", ref=b)]),
         crew.alice)
     assert again.id == first.id and [f"{k.kind}:{k.ref}" for k in again.links] == [
-        "alert:7", "event:evt-1", "alert:8"]
+        f"alert:{a}", "event:evt-1", f"alert:{b}"]
+    for ref in ("99999", "web-1"):
+        with pytest.raises(InputError, match="alert"):
+            cases.link_observable(state_db, case_id, first.id, [LinkCreate(kind="alert", ref=ref)],
+                                  crew.alice)
     ip = cases.add_observable(state_db, case_id, ObservableCreate(type="ip", value="2001:DB8::1"),
                               crew.alice)
     assert ip.value == "2001:db8::1"

@@ -6,6 +6,7 @@ escalation time (the alert-to-case metrics).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -15,11 +16,22 @@ from vigil.alerts import service as alerts
 from vigil.cases.base import audit_change, case_ref, lock_open_case
 from vigil.cases.enums import SEVERITY_RANK, Severity
 from vigil.cases.models import Case
-from vigil.cases.timeline import AlertMark
 from vigil.core.auth import Principal
 from vigil.core.db import StateDB
 from vigil.core.errors import InputError, NotFoundError
 from vigil.core.timeutil import to_utc, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMark:
+    """What a case shows of one of its alerts (the timeline puts it at its first event)."""
+
+    id: int
+    at: datetime
+    title: str
+    severity: str
+    host: str | None = None
+
 
 MAX_SHOWN = 1000
 """Alerts shown with a case (its timeline and detail); a bigger case lists the rest through the

@@ -21,9 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil.cases.base import audit_change, case_ref, get_case, lock_open_case
-from vigil.cases.enums import ObservableType
+from vigil.cases.enums import LinkKind, ObservableType
+from vigil.cases.links import check_alerts
 from vigil.cases.models import CaseObservable, ObservableLink
-from vigil.cases.schemas import LinkCreate, ObservableCreate, ObservableOut
+from vigil.cases.schemas import MAX_ID, LinkCreate, ObservableCreate, ObservableOut
 from vigil.cases.views import observable_view
 from vigil.core.auth import Principal
 from vigil.core.db import StateDB
@@ -71,8 +72,19 @@ def _observable(session: Session, case_id: int, observable_id: int) -> CaseObser
     return row
 
 
+def _check_alert_refs(session: Session, links: Sequence[LinkCreate]) -> None:
+    """Alert links name existing alerts by id (event ids are the event store's)."""
+    refs = [link.ref for link in links if link.kind is LinkKind.ALERT]
+    bad = [ref for ref in refs if not ref.isdigit() or not 0 < int(ref) <= MAX_ID]
+    if bad:
+        raise InputError(f"an alert link names an alert id, not {bad[0]!r}")
+    if refs:
+        check_alerts(session, [int(ref) for ref in refs])
+
+
 def _add_links(session: Session, row: CaseObservable, links: Sequence[LinkCreate],
                actor: Principal, now: datetime) -> list[str]:
+    _check_alert_refs(session, links)
     existing = {(link.kind, link.ref) for link in session.scalars(
         select(ObservableLink).where(ObservableLink.observable_id == row.id)).all()}
     added: list[str] = []

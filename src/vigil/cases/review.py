@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil.cases import directory
-from vigil.cases.base import audit_change, case_ref, get_case, lock_case, lock_open_case
+from vigil.cases.base import audit_change, case_ref, get_case, lock_case, lock_open_case, opt_utc
 from vigil.cases.enums import ReviewStatus
 from vigil.cases.models import ActionItem, Case, Review
 from vigil.cases.schemas import (
@@ -29,7 +29,7 @@ from vigil.core.auth import Principal
 from vigil.core.db import StateDB
 from vigil.core.errors import ConflictError, NotFoundError
 from vigil.core.outbox import Topic, emit
-from vigil.core.timeutil import utcnow
+from vigil.core.timeutil import to_utc, utcnow
 
 OBJECT = "case_review"
 ACTION_OBJECT = "case_review_action"
@@ -71,8 +71,11 @@ def update_review(db: StateDB, case_id: int, data: ReviewUpdate, actor: Principa
             value = getattr(data, name)
             if name in TEXT_FIELDS and value is None:
                 value = ""
-            if getattr(row, name) != value:
-                before[name], after[name] = getattr(row, name), value
+            old = getattr(row, name)
+            if isinstance(old, datetime):
+                old = to_utc(old)
+            if old != value:
+                before[name], after[name] = old, value
                 setattr(row, name, value)
         if after and row.status == ReviewStatus.COMPLETED.value:
             before["status"], after["status"] = row.status, ReviewStatus.DRAFT.value
@@ -162,7 +165,7 @@ def update_action(db: StateDB, case_id: int, action_id: int, data: ActionItemUpd
         row = session.get(ActionItem, action_id)
         if row is None or row.case_id != case_id:
             raise NotFoundError(f"no review action {action_id} in {case_ref(case_id)}")
-        before = {"title": row.title, "owner": row.owner_name, "due_at": row.due_at,
+        before = {"title": row.title, "owner": row.owner_name, "due_at": opt_utc(row.due_at),
                   "status": row.status, "link": row.link}
         if data.title is not None:
             row.title = data.title

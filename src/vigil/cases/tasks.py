@@ -64,7 +64,7 @@ def insert(session: Session, case: Case, task: PreparedTask, actor: Principal,
 
 def _audit(row: CaseTask) -> dict[str, object]:
     return {"case_id": row.case_id, "title": row.title, "status": row.status,
-            "owner": row.owner_name, "team": row.team, "due_at": row.due_at,
+            "owner": row.owner_name, "team": row.team, "due_at": opt_utc(row.due_at),
             "mandatory": row.mandatory}
 
 

@@ -10,13 +10,13 @@ timeline never disagrees with the record.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil.cases.base import audit_change, get_case, lock_open_case, opt_utc
+from vigil.cases.links import AlertMark
 from vigil.cases.models import CaseEvent, CaseTask, Clock, Evidence, TimelineEntry
 from vigil.cases.observables import event_links
 from vigil.cases.schemas import TimelineCreate, TimelineEntryOut, TimelineItem
@@ -26,17 +26,6 @@ from vigil.core.db import StateDB
 from vigil.core.timeutil import to_utc, utcnow
 
 OBJECT = "case_timeline"
-
-
-@dataclass(frozen=True, slots=True)
-class AlertMark:
-    """What the timeline shows of a linked alert."""
-
-    id: int
-    at: datetime
-    title: str
-    severity: str
-    host: str | None = None
 
 
 def add_entry(db: StateDB, case_id: int, data: TimelineCreate, actor: Principal, *,
