@@ -133,4 +133,5 @@ def loads_list(text: str | None) -> list[str]:
 
 
 def opt_utc(value: datetime | None) -> datetime | None:
+    """A stored time as UTC (None stays None)."""
     return None if value is None else to_utc(value)

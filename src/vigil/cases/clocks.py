@@ -272,12 +272,14 @@ def stop_clock(db: StateDB, case_id: int, clock_id: int, data: ClockStop, actor:
 
 def list_clocks(db: StateDB, case_id: int, *, policy: Policy = DEFAULT_POLICY,
                 now: datetime | None = None) -> list[ClockOut]:
+    """The clocks of a case and where each stands now."""
     with db.session() as session:
         get_case(session, case_id)
         return clocks_of(session, case_id, now or utcnow(), policy)
 
 
 def clocks_of(session: Session, case_id: int, now: datetime, policy: Policy) -> list[ClockOut]:
+    """The clocks of a case, read in ``session``."""
     rows = session.scalars(select(Clock).where(Clock.case_id == case_id).order_by(Clock.id)).all()
     return [clock_view(row, now, policy) for row in rows]
 

@@ -79,6 +79,7 @@ def list_comments(db: StateDB, case_id: int) -> list[CommentOut]:
 
 
 def comments_of(session: Session, case_id: int) -> list[CommentOut]:
+    """The comments of a case with their mentions, read in ``session``."""
     rows = session.scalars(select(CaseComment).where(CaseComment.case_id == case_id)
                            .order_by(CaseComment.id)).all()
     mentions: dict[int, list[str]] = defaultdict(list)

@@ -107,17 +107,20 @@ def _view(session: Session, row: Evidence) -> EvidenceOut:
 
 
 def get_evidence(db: StateDB, case_id: int, evidence_id: int) -> EvidenceOut:
+    """One evidence item of a case with its chain of custody."""
     with db.session() as session:
         return _view(session, _evidence(session, case_id, evidence_id))
 
 
 def list_evidence(db: StateDB, case_id: int) -> list[EvidenceOut]:
+    """The evidence of a case, oldest first, each with its chain of custody."""
     with db.session() as session:
         get_case(session, case_id)
         return evidence_of(session, case_id)
 
 
 def evidence_of(session: Session, case_id: int) -> list[EvidenceOut]:
+    """The evidence of a case, read in ``session``."""
     rows = session.scalars(select(Evidence).where(Evidence.case_id == case_id)
                            .order_by(Evidence.id)).all()
     custody: dict[int, list[CustodyEntry]] = defaultdict(list)

@@ -53,6 +53,7 @@ def check_alerts(session: Session, alert_ids: Sequence[int]) -> list[AlertMark]:
 
 
 def highest_severity(marks: Sequence[AlertMark]) -> Severity | None:
+    """The highest severity among alerts (None when none is known)."""
     known = [Severity(m.severity) for m in marks if m.severity in Severity.__members__.values()]
     return max(known, key=lambda s: SEVERITY_RANK[s]) if known else None
 

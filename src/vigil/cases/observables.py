@@ -62,6 +62,7 @@ def normalise(kind: ObservableType, value: str) -> str:
 
 
 def observable_key(kind: ObservableType, value: str) -> str:
+    """The short key equal observables share (SHA-256 of ``type:value``)."""
     return hashlib.sha256(f"{kind.value}:{value}".encode()).hexdigest()
 
 
@@ -147,12 +148,14 @@ def _view(session: Session, row: CaseObservable) -> ObservableOut:
 
 
 def list_observables(db: StateDB, case_id: int) -> list[ObservableOut]:
+    """The observables of a case, oldest first, with their links."""
     with db.session() as session:
         get_case(session, case_id)
         return observables_of(session, case_id)
 
 
 def observables_of(session: Session, case_id: int) -> list[ObservableOut]:
+    """The observables of a case, read in ``session``."""
     rows = session.scalars(select(CaseObservable).where(CaseObservable.case_id == case_id)
                            .order_by(CaseObservable.id)).all()
     links: dict[int, list[ObservableLink]] = defaultdict(list)

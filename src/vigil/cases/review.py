@@ -109,12 +109,14 @@ def complete_review(db: StateDB, case_id: int, actor: Principal, *,
 
 
 def get_review(db: StateDB, case_id: int) -> ReviewOut | None:
+    """The review of a case (None until someone starts it)."""
     with db.session() as session:
         get_case(session, case_id)
         return review_of(session, case_id)
 
 
 def review_of(session: Session, case_id: int) -> ReviewOut | None:
+    """The review of a case, read in ``session``."""
     row = session.scalar(select(Review).where(Review.case_id == case_id))
     return None if row is None else _view(session, row)
 

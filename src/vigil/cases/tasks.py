@@ -140,6 +140,7 @@ def list_tasks(db: StateDB, case_id: int, *, now: datetime | None = None) -> lis
 
 
 def tasks_of(session: Session, case_id: int, now: datetime) -> list[TaskOut]:
+    """The tasks of a case, read in ``session``."""
     rows = session.scalars(select(CaseTask).where(CaseTask.case_id == case_id)
                            .order_by(CaseTask.id)).all()
     return [task_view(row, now) for row in rows]
