@@ -62,6 +62,9 @@ def test_gdpr_72_hours_from_awareness(state_db: StateDB, crew: Crew) -> None:
     cases.update_case(state_db, detail.id, CaseUpdate(aware_at=corrected), crew.alice, now=T0)
     gdpr = _clock(state_db, detail.id, regime="GDPR-33")
     assert (gdpr.trigger_at, gdpr.due_at) == (corrected, corrected + timedelta(hours=72))
+    with pytest.raises(InputError, match="aware_at cannot be in the future"):
+        cases.update_case(state_db, detail.id, CaseUpdate(aware_at=T0 + timedelta(days=1)),
+                          crew.alice, now=T0)
     started = [a for a in audits(state_db, "case_clock", gdpr.id) if a.action == "start"]
     assert started and started[0].after is not None
     assert started[0].after["reason"] == "awareness time of the case changed"

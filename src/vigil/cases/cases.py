@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -62,6 +62,7 @@ _PLAIN_FIELDS = ("title", "description", "severity", "priority", "phase", "dispo
                  "closing_note", "tlp", "external_ref", "personal_data", "health_data", "aware_at",
                  "functional_impact", "information_impact", "recoverability")
 _ANNOUNCED = ("stage", "phase")
+_CLOCK_SKEW = timedelta(minutes=5)
 Changes = dict[str, tuple[Any, Any]]
 
 
@@ -108,6 +109,7 @@ def create_case(db: StateDB, data: CaseCreate, actor: Principal, *, policy: Poli
                 source: Source | None = None, now: datetime | None = None) -> CaseDetail:
     """Open a case: from a template when named, with its assignees, tasks and alerts."""
     stamp = now or utcnow()
+    _check_awareness(data.aware_at, stamp)
     template = _template(data.template, policy)
     merged, template_tasks = _merged(data, template)
     people = directory.resolve_all(db, merged.assignees)
@@ -136,6 +138,12 @@ def create_case(db: StateDB, data: CaseCreate, actor: Principal, *, policy: Poli
         _announce_assignees(session, case, people, actor)
         session.flush()
         return detail_of(session, case, policy, stamp)
+
+
+def _check_awareness(aware_at: datetime | None, now: datetime) -> None:
+    """The awareness time starts legal deadlines: it is a moment that has happened."""
+    if aware_at is not None and aware_at > now + _CLOCK_SKEW:
+        raise InputError("aware_at cannot be in the future")
 
 
 def _insert(session: Session, data: CaseCreate, actor: Principal, now: datetime) -> Case:
@@ -192,6 +200,7 @@ def update_case(db: StateDB, case_id: int, data: CaseUpdate, actor: Principal, *
                 now: datetime | None = None) -> CaseOut:
     """Change a case; see the module docstring for the rules of stage moves and closing."""
     stamp = now or utcnow()
+    _check_awareness(data.aware_at, stamp)
     fields = data.model_fields_set - {"version"}
     add, remove, replace = _people_of(db, data)
     with db.session() as session:
