@@ -3,8 +3,9 @@
 An alert's grouping entity is the first of the policy's kinds (default host, then user, then
 source IP) it has a value for, or ``none``. A new alert joins the open incident of the same
 rule and entity whose event-time span comes within the window of its own; otherwise it opens
-a new incident. The lookup is one probe of the ``ix_incidents_key`` index, done in the
-recording transaction (no scan, nothing computed over other alerts).
+a new incident. The lookup is one range read of the ``ix_incidents_key`` index per grouping
+key and recording call, done in the recording transaction (no scan, nothing computed over
+other alerts).
 
 By hand: :func:`merge` moves every alert of some incidents into another one (the emptied
 incidents are closed and point at the one they were merged into); :func:`split` moves some
@@ -54,6 +55,7 @@ class GroupingPolicy:
 DEFAULT_POLICY = GroupingPolicy()
 
 GroupKey = tuple[str, str, str]
+"""Rule id, entity kind and entity value."""
 
 
 def grouping_entity(alert: Alert, order: Sequence[EntityKind]) -> tuple[EntityKind, str]:
@@ -80,45 +82,58 @@ def _fits(incident: Incident, alert: Alert, window: timedelta) -> bool:
             and to_utc(incident.first_seen) <= to_utc(alert.last_seen) + window)
 
 
-def _find(session: Session, alert: Alert, key: GroupKey, window: timedelta) -> Incident | None:
+def _candidates(session: Session, key: GroupKey, since: datetime) -> list[Incident]:
+    """Open incidents of ``key`` that automatic grouping may add to, seen since ``since``
+    (one range read of ``ix_incidents_key``), most recent first."""
     rule_id, kind, value = key
-    found = session.scalar(
-        select(Incident)
-        .where(Incident.rule_id == rule_id, Incident.entity_kind == kind,
-               Incident.entity_value == value, Incident.status == IncidentStatus.OPEN.value,
-               Incident.last_seen >= to_utc(alert.first_seen) - window,
-               Incident.auto_group.is_(True))
-        .order_by(Incident.last_seen.desc()).limit(1))
-    return found if found is not None and _fits(found, alert, window) else None
+    with session.no_autoflush:
+        return list(session.scalars(
+            select(Incident)
+            .where(Incident.rule_id == rule_id, Incident.entity_kind == kind,
+                   Incident.entity_value == value, Incident.status == IncidentStatus.OPEN.value,
+                   Incident.last_seen >= since, Incident.auto_group.is_(True))
+            .order_by(Incident.last_seen.desc()).limit(50)))
 
 
-def attach(session: Session, alert: Alert, policy: GroupingPolicy,
-           cache: dict[GroupKey, Incident]) -> tuple[Incident, bool]:
-    """Put a new ``alert`` (flushed, with its id) in an incident; returns the incident and
-    whether it was created. ``cache`` remembers the incidents of one recording call."""
-    kind, value = grouping_entity(alert, policy.entity_order)
-    key: GroupKey = (alert.rule_id, kind.value, value)
+def _new_incident(alert: Alert, key: GroupKey) -> Incident:
+    now = utcnow()
+    kind, value = EntityKind(key[1]), key[2]
+    return Incident(title=_title(alert, kind, value), rule_id=alert.rule_id, entity_kind=kind.value,
+                    entity_value=value, severity=alert.severity, status=IncidentStatus.OPEN.value,
+                    alert_count=0, first_seen=alert.first_seen, last_seen=alert.last_seen,
+                    case_id=None, auto_group=True, merged_into=None, created_at=now, updated_at=now)
+
+
+def attach(session: Session, alerts: Sequence[Alert],
+           policy: GroupingPolicy) -> list[tuple[Alert, Incident, bool]]:
+    """Put new ``alerts`` (flushed, with their ids) in incidents: each alert, its incident
+    and whether that incident was created. One index read per grouping key, one flush."""
     window = timedelta(seconds=policy.window_seconds)
-    incident = None
-    if policy.window_seconds > 0:
-        cached = cache.get(key)
-        incident = cached if cached is not None and _fits(cached, alert, window) else None
-        incident = incident or _find(session, alert, key, window)
-    created = incident is None
-    if incident is None:
-        now = utcnow()
-        incident = Incident(title=_title(alert, kind, value), rule_id=alert.rule_id,
-                            entity_kind=kind.value, entity_value=value, severity=alert.severity,
-                            status=IncidentStatus.OPEN.value, alert_count=0,
-                            first_seen=alert.first_seen, last_seen=alert.last_seen, case_id=None,
-                            auto_group=True, merged_into=None, created_at=now, updated_at=now)
-        session.add(incident)
-        session.flush()
-    cache[key] = incident
-    alert.incident_id = incident.id
-    incident.alert_count += 1
-    widen(incident, alert)
-    return incident, created
+    keyed: dict[GroupKey, list[Alert]] = {}
+    for alert in alerts:
+        kind, value = grouping_entity(alert, policy.entity_order)
+        keyed.setdefault((alert.rule_id, kind.value, value), []).append(alert)
+    placed: list[tuple[Alert, Incident, bool]] = []
+    for key, members in keyed.items():
+        members.sort(key=lambda a: (to_utc(a.first_seen), a.id))
+        known: list[Incident] = []
+        if policy.window_seconds > 0:
+            known = _candidates(session, key, to_utc(members[0].first_seen) - window)
+        for alert in members:
+            incident = next((i for i in known if _fits(i, alert, window)), None)
+            created = incident is None
+            if incident is None:
+                incident = _new_incident(alert, key)
+                session.add(incident)
+                if policy.window_seconds > 0:
+                    known.insert(0, incident)
+            incident.alert_count += 1
+            widen(incident, alert)
+            placed.append((alert, incident, created))
+    session.flush()
+    for alert, incident, _ in placed:
+        alert.incident_id = incident.id
+    return placed
 
 
 def widen(incident: Incident, alert: Alert) -> None:

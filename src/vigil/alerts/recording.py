@@ -9,11 +9,13 @@ brings nothing new changes nothing, so evaluating the same events again is harml
 An input with a ``burst_key`` also folds into an alert of the same rule and burst key whose
 time span overlaps its own (correlations: the same burst seen through a later window).
 
-A new alert is grouped into an incident (:mod:`vigil.alerts.grouping`), gets its first
-history row, an audit record naming the principal that recorded it (the system, for
-detections) and an ``alert.created`` domain event; a new incident an ``incident.created``
-event. All of it is written in the caller's session, in one transaction. Related alerts are
-not looked for here (they are computed when an alert is read).
+A new alert is grouped into an incident (:mod:`vigil.alerts.grouping`); one that joins an
+incident escalated to a case is linked to that case too (still ``new``: nobody has looked at
+it). It gets its first history row, an audit record naming the principal that recorded it
+(the system, for detections) and an ``alert.created`` domain event; a new incident an
+``incident.created`` event and an audit record. All of it is written in the caller's session,
+in one transaction, with the new rows inserted together. Related alerts are not looked for
+here (they are computed when an alert is read).
 """
 
 from __future__ import annotations
@@ -130,12 +132,13 @@ def _fold(alert: Alert, item: AlertInput, now: datetime) -> bool:
 
 
 def _announce(session: Session, alert: Alert, actor: Principal, now: datetime) -> None:
+    """The first history row and the domain event of a new alert (its audit record is
+    written by :func:`_audit_new`, after every row of the call is added)."""
     session.add(AlertHistory(alert_id=alert.id, at=now, actor=actor.actor, field="status",
                              old=None, new=Status.NEW.value))
-    changes.audit_alert(session, actor, "create", alert.id, {}, {
-        "source": alert.source, "rule_id": alert.rule_id, "severity": Severity(alert.severity).label,
-        "host": alert.host, "user": alert.user_name, "src_ip": alert.src_ip,
-        "incident_id": alert.incident_id, "dedup_key": alert.dedup_key})
+    if alert.case_id is not None:
+        session.add(AlertHistory(alert_id=alert.id, at=now, actor=actor.actor, field="case_id",
+                                 old=None, new=str(alert.case_id)))
     emit(session, Topic.ALERT_CREATED, subject=f"Alert #{alert.id}: {alert.rule_title}",
          severity=Severity(alert.severity).label, object_type="alert", object_id=alert.id,
          details={"rule_id": alert.rule_id, "rule_author": alert.rule_author, "host": alert.host,
@@ -143,23 +146,17 @@ def _announce(session: Session, alert: Alert, actor: Principal, now: datetime) -
                   "incident_id": alert.incident_id, "case_id": alert.case_id})
 
 
-def _group_new(session: Session, alert: Alert, policy: GroupingPolicy,
-               cache: dict[grouping.GroupKey, Incident], actor: Principal,
-               now: datetime) -> Incident | None:
-    """Group a new alert; returns its incident when that incident is new."""
-    incident, created = grouping.attach(session, alert, policy, cache)
-    if incident.case_id is not None:
-        alert.case_id, alert.escalated_at = incident.case_id, now
-    if created:
-        grouping.announce(session, incident)
-        changes.audit_incident(session, actor, "create", incident.id, None, {
-            "title": incident.title, "rule_id": incident.rule_id,
-            "entity_kind": incident.entity_kind, "entity_value": incident.entity_value})
-    _announce(session, alert, actor, now)
-    if alert.case_id is not None:
-        session.add(AlertHistory(alert_id=alert.id, at=now, actor=actor.actor, field="case_id",
-                                 old=None, new=str(alert.case_id)))
-    return incident if created else None
+def _audit_new(session: Session, alert: Alert, actor: Principal) -> None:
+    changes.audit_alert(session, actor, "create", alert.id, {}, {
+        "source": alert.source, "rule_id": alert.rule_id, "severity": Severity(alert.severity).label,
+        "host": alert.host, "user": alert.user_name, "src_ip": alert.src_ip,
+        "incident_id": alert.incident_id, "dedup_key": alert.dedup_key})
+
+
+def _audit_incident(session: Session, incident: Incident, actor: Principal) -> None:
+    changes.audit_incident(session, actor, "create", incident.id, None, {
+        "title": incident.title, "rule_id": incident.rule_id,
+        "entity_kind": incident.entity_kind, "entity_value": incident.entity_value})
 
 
 def record(session: Session, inputs: Iterable[AlertInput],
@@ -173,6 +170,7 @@ def record(session: Session, inputs: Iterable[AlertInput],
     known = _existing(session, list(dict.fromkeys(i.dedup_key for i in items)))
     now = utcnow()
     created: list[Alert] = []
+    fresh: set[int] = set()
     updated: dict[int, Alert] = {}
     for item in items:
         candidates = known.get(item.dedup_key, [])
@@ -186,25 +184,37 @@ def record(session: Session, inputs: Iterable[AlertInput],
             session.add(alert)
             known.setdefault(item.dedup_key, []).append(alert)
             created.append(alert)
-            session.flush()
+            fresh.add(id(alert))
             _fold(alert, item, now)
-        elif _fold(alert, item, now) and alert not in created:
+        elif _fold(alert, item, now) and id(alert) not in fresh:
             updated[alert.id] = alert
+    session.flush()
     return _finish(session, created, list(updated.values()), policy, actor, now)
 
 
 def _finish(session: Session, created: list[Alert], updated: list[Alert], policy: GroupingPolicy,
             actor: Principal, now: datetime) -> RecordResult:
-    cache: dict[grouping.GroupKey, Incident] = {}
-    incidents: list[int] = []
-    for alert in created:
-        incident = _group_new(session, alert, policy, cache, actor, now)
-        if incident is not None:
-            incidents.append(incident.id)
+    """Stretch the incidents of updated alerts, group the new ones; then the history rows
+    and domain events (added together), then the audit records (appended one by one)."""
+    ids = {a.incident_id for a in updated if a.incident_id is not None}
+    held = {i.id: i for i in session.scalars(select(Incident).where(Incident.id.in_(list(ids))))} \
+        if ids else {}
     for alert in updated:
-        if alert.incident_id is not None:
-            incident = session.get(Incident, alert.incident_id)
-            if incident is not None:
-                grouping.widen(incident, alert)
+        if alert.incident_id in held:
+            grouping.widen(held[alert.incident_id], alert)
+    placed = grouping.attach(session, created, policy) if created else []
+    new_incidents = list({id(i): i for _, i, made in placed if made}.values())
+    for alert, incident, _ in placed:
+        if incident.case_id is not None:
+            alert.case_id, alert.escalated_at = incident.case_id, now
+    for incident in new_incidents:
+        grouping.announce(session, incident)
+    for alert in created:
+        _announce(session, alert, actor, now)
+    for incident in new_incidents:
+        _audit_incident(session, incident, actor)
+    for alert in created:
+        _audit_new(session, alert, actor)
     session.flush()
-    return RecordResult(tuple(a.id for a in created), tuple(a.id for a in updated), tuple(incidents))
+    return RecordResult(tuple(a.id for a in created), tuple(a.id for a in updated),
+                        tuple(i.id for i in new_incidents))
