@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.cases.base import (
@@ -289,41 +289,35 @@ def clocks_of(session: Session, case_id: int, now: datetime, policy: Policy) -> 
 
 def check_clocks(db: StateDB, now: datetime | None = None, *,
                  policy: Policy = DEFAULT_POLICY) -> tuple[int, int]:
-    """Announce running clocks that are due soon (``clock.due``) and mark and announce the
-    ones past their deadline (``clock.breached``); returns (due, breached) counts.
+    """Mark and announce the running clocks past their deadline (``clock.breached``) and
+    announce the ones due soon (``clock.due``); returns the (due, breached) counts.
 
-    Idempotent and safe to run from several processes at once: each announcement is claimed
-    by a conditional ``UPDATE`` first, so it happens once per clock (again only after the
-    deadline moved, see :func:`_rearm`).
+    Idempotent and safe to run from several processes at once: the clocks to announce are
+    claimed by one conditional ``UPDATE ... RETURNING`` each (breaches, then reminders), so
+    every announcement happens once per clock (again only after its deadline moved, see
+    :func:`_rearm`), and on SQLite the check takes the write lock with its first statement.
     """
     stamp = to_utc(now or utcnow())
-    horizon = stamp + max(policy.due_soon, policy.regulatory_due_soon)
+    running = Clock.state == ClockState.RUNNING.value
+    regulatory = Clock.kind == ClockKind.REGULATORY.value
     with db.session() as session:
-        candidates = session.scalars(select(Clock).where(
-            Clock.state == ClockState.RUNNING.value, Clock.due_at <= horizon,
-            or_(Clock.breached.is_(False), Clock.due_notified.is_(False))).order_by(Clock.due_at)).all()
-        due = breached = 0
-        for row in candidates:
-            deadline = to_utc(row.due_at)
-            if deadline <= stamp and not row.breached and _claim(session, row, breached=True):
-                row.breached, row.breached_at = True, stamp
-                _announce(session, row, Topic.CLOCK_BREACHED, stamp)
-                breached += 1
-            lead = policy.lead(row.kind == ClockKind.REGULATORY.value)
-            if not row.due_notified and deadline - lead <= stamp and _claim(session, row, breached=False):
-                row.due_notified = True
-                if deadline > stamp:
-                    _announce(session, row, Topic.CLOCK_DUE, stamp)
-                    due += 1
-        return due, breached
-
-
-def _claim(session: Session, row: Clock, *, breached: bool) -> bool:
-    column = Clock.breached if breached else Clock.due_notified
-    result = session.execute(update(Clock).where(Clock.id == row.id, column.is_(False),
-                                                 Clock.state == ClockState.RUNNING.value)
-                             .values({column: True}).execution_options(synchronize_session=False))
-    return getattr(result, "rowcount", 0) == 1
+        breached_ids = session.scalars(
+            update(Clock).where(running, Clock.breached.is_(False), Clock.due_at <= stamp)
+            .values(breached=True, breached_at=stamp).returning(Clock.id)).all()
+        due_ids = session.scalars(
+            update(Clock).where(running, Clock.due_notified.is_(False), or_(
+                and_(regulatory, Clock.due_at <= stamp + policy.lead(True)),
+                and_(~regulatory, Clock.due_at <= stamp + policy.lead(False))))
+            .values(due_notified=True).returning(Clock.id)).all()
+        claimed = {row.id: row for row in session.scalars(
+            select(Clock).where(Clock.id.in_([*breached_ids, *due_ids]))
+            .execution_options(populate_existing=True))}
+        for clock_id in sorted(breached_ids, key=lambda i: to_utc(claimed[i].due_at)):
+            _announce(session, claimed[clock_id], Topic.CLOCK_BREACHED, stamp)
+        due = [claimed[i] for i in due_ids if to_utc(claimed[i].due_at) > stamp]
+        for row in sorted(due, key=lambda r: to_utc(r.due_at)):
+            _announce(session, row, Topic.CLOCK_DUE, stamp)
+        return len(due), len(breached_ids)
 
 
 def _announce(session: Session, row: Clock, topic: Topic, now: datetime) -> None:
