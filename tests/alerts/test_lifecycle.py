@@ -3,13 +3,15 @@ incidents closing and reopening with their alerts, bulk actions, merge, split, c
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
 from vigil.alerts import AlertFilter, IncidentView, service
 from vigil.core.db import StateDB
-from vigil.core.errors import ConflictError, InputError, NotFoundError
+from vigil.core.errors import ConflictError, InputError, NotFoundError, StateError
 
 from .alerting import ALICE, BOB, T0, alert, audits, every_alert, make, record, topics
 
@@ -225,3 +227,26 @@ def test_escalate_incident_links_all_its_alerts(state_db: StateDB) -> None:
     with state_db.session() as session, pytest.raises(NotFoundError):
         service.escalate_incident(session, 999, 5, ALICE)
 
+
+
+def test_concurrent_acknowledgements_change_the_alert_once(state_db: StateDB) -> None:
+    ids = list(record(state_db, *(make(key=f"k{i}") for i in range(5))).created)
+    barrier = threading.Barrier(4)
+
+    def ack_all(who: int) -> int:
+        barrier.wait()
+        done = 0
+        for alert_id in ids:
+            try:
+                with state_db.session() as session:
+                    service.acknowledge(session, alert_id, ALICE if who % 2 else BOB)
+                done += 1
+            except (ConflictError, StateError):
+                pass
+        return done
+
+    with ThreadPoolExecutor(4) as pool:
+        total = sum(pool.map(ack_all, range(4)))
+    assert total == len(ids)
+    for alert_id in ids:
+        assert [c[2] for c in _changes(state_db, alert_id)] == ["new", "acknowledged"]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vigil.alerts.models import Alert, AlertHistory, Incident
@@ -71,6 +71,16 @@ def check_ids(ids: Iterable[int]) -> list[int]:
     return unique
 
 
+def write_lock(session: Session, model: type[Alert] | type[Incident], ids: list[int]) -> None:
+    """Hold the rows before reading them. PostgreSQL: ``SELECT ... FOR UPDATE`` does it. SQLite
+    (pysqlite) reads outside any transaction until the first write, so two sessions could both
+    read ``new`` and both acknowledge: a no-op ``UPDATE`` first takes the database write lock,
+    and what is read next cannot change before this session commits."""
+    if ids and session.get_bind().dialect.name == "sqlite":
+        session.execute(update(model).where(model.id.in_(ids)).values(id=model.id)
+                        .execution_options(synchronize_session=False))
+
+
 def load_alerts(session: Session, ids: Iterable[int], *, lock: bool = True,
                 missing_ok: bool = False) -> dict[int, Alert]:
     """The alerts with these ids (locked for update on PostgreSQL); :class:`NotFoundError`
@@ -78,7 +88,8 @@ def load_alerts(session: Session, ids: Iterable[int], *, lock: bool = True,
     wanted = list(ids)
     query = select(Alert).where(Alert.id.in_(wanted))
     if lock:
-        query = query.with_for_update()
+        write_lock(session, Alert, wanted)
+        query = query.with_for_update().execution_options(populate_existing=True)
     found = {a.id: a for a in session.scalars(query)}
     if not missing_ok:
         for alert_id in wanted:
@@ -94,7 +105,8 @@ def load_alert(session: Session, alert_id: int, *, lock: bool = True) -> Alert:
 def load_incident(session: Session, incident_id: int, *, lock: bool = True) -> Incident:
     query = select(Incident).where(Incident.id == incident_id)
     if lock:
-        query = query.with_for_update()
+        write_lock(session, Incident, [incident_id])
+        query = query.with_for_update().execution_options(populate_existing=True)
     incident = session.scalar(query)
     if incident is None:
         raise NotFoundError(f"no incident with id {incident_id}")
