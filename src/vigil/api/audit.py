@@ -53,7 +53,7 @@ def list_audit(vigil: VigilDep, _who: Auditor,
                object_id: Annotated[str | None, Query(max_length=128)] = None,
                actor: Annotated[str | None, Query(max_length=255)] = None,
                since: datetime | None = None,
-               before_seq: Annotated[int | None, Query(ge=1)] = None,
+               before_seq: Annotated[int | None, Query(ge=1, le=2**53)] = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditPage:
     """Audit records newest first (who, what, when, before and after)."""
     entries = service.listing(vigil.db, object_type=object_type, object_id=object_id, actor=actor,

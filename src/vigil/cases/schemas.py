@@ -53,7 +53,10 @@ _LONGEST = timedelta(days=3660)
 
 
 def _utc(value: datetime) -> datetime:
-    value = to_utc(value)
+    try:
+        value = to_utc(value)
+    except OverflowError:
+        raise ValueError("times must fall between 1970 and 2200") from None
     if not _EARLIEST <= value < _LATEST:
         raise ValueError("times must fall between 1970 and 2200")
     return value
