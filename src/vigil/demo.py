@@ -8,6 +8,7 @@ download on a workstation, and ordinary traffic around them.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import orjson
 
 from vigil.app import Vigil
 from vigil.core.timeutil import utcnow
+from vigil.demo_work import DemoUser, seed_work
 from vigil.detect import alerts, catalog
 from vigil.detect.hunt import hunt_store
 from vigil.ingest.batches import ParseOptions
@@ -96,11 +98,18 @@ def write_demo_files(folder: Path, now: datetime | None = None, seed: int = 7) -
 DEMO_RULES = Path(__file__).parent / "demo_rules"
 
 
-def load_demo(vigil: Vigil) -> tuple[int, int, str]:
-    """Store the demo events, import the demo rules and hunt them over the events.
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    stored: int
+    alerts: int
+    token: str
+    users: list[DemoUser]
+    case_id: int | None
 
-    Returns the events stored, the alerts created and a collector token.
-    """
+
+def load_demo(vigil: Vigil) -> DemoResult:
+    """Store the demo events, import the demo rules and hunt them over the events, then seed
+    the demo users and a case mid-investigation (see :mod:`vigil.demo_work`)."""
     paths = write_demo_files(vigil.settings.data_dir / "demo")
     summary = ingest_inputs(expand([str(p) for p in paths]), vigil.store, vigil.db,
                             ParseOptions(), workers=1)
@@ -108,4 +117,5 @@ def load_demo(vigil: Vigil) -> tuple[int, int, str]:
     result = hunt_store(vigil.store, catalog.enabled_compiled(vigil.db))
     created = alerts.record(vigil.db, result.detections, vigil.settings.detect.suppress_seconds)
     token = tokens.create(vigil.db, "demo", Scope.INGEST)
-    return summary.stored, created, token
+    users, case_id = seed_work(vigil)
+    return DemoResult(summary.stored, created, token, users, case_id)

@@ -30,10 +30,16 @@ def demo(
     from vigil.demo import load_demo
 
     vigil = state(ctx)
-    stored, created, token = load_demo(vigil)
-    console.print(f"demo data: {stored:,} events stored in {vigil.settings.data_dir}, "
-                  f"{created} alerts from the demo rules (see `vigil alerts`)")
-    console.print(f"collector token for source 'demo': {token}")
+    result = load_demo(vigil)
+    console.print(f"demo data: {result.stored:,} events stored in {vigil.settings.data_dir}, "
+                  f"{result.alerts} new alerts from the demo rules (see `vigil alerts list`)")
+    if result.case_id is not None:
+        console.print(f"a case mid-investigation: `vigil cases show {result.case_id}`")
+    console.print("demo users (sign in with POST /api/v1/auth/login):")
+    for user in result.users:
+        console.print(f"  {user.username:<7} {user.role:<9} {user.team:<10} password "
+                      f"{user.password}", highlight=False)
+    typer.echo(f"collector token for source 'demo': {result.token}")
     if not no_serve:
         run_server(vigil, host=None, port=port)
 
