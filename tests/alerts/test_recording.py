@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -162,3 +162,14 @@ def test_many_new_alerts_in_one_call(state_db: StateDB) -> None:
     with state_db.session() as session:
         page = service.list_incidents(session, limit=10)
     assert sorted(i.alert_count for i in page.items) == [12] * 5
+
+
+def test_events_at_the_ends_of_the_calendar(state_db: StateDB) -> None:
+    early = datetime(1, 1, 1, 0, 5, tzinfo=UTC)
+    late = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    first, second = record(state_db, make(key="early", at=early), make(key="late", at=late)).created
+    record(state_db, make(key="early2", at=early, events=("x",)))
+    with state_db.session() as session:
+        assert [r.alert.id for r in service.related(session, first)] == [second]
+        assert service.related(session, second) == []
+    assert alert(state_db, first).incident_id == every_alert(state_db)[-1].incident_id

@@ -141,7 +141,8 @@ def test_list_pages_filters_and_counts(api: Api) -> None:
     {"limit": 0}, {"limit": 1001}, {"sort": "bogus"}, {"order": "up"}, {"status": "open"},
     {"severity": "severe"}, {"since": "not a time"}, {"cursor": "garbage!"},
     {"incident_id": 0}, {"incident_id": 2**40}, {"offset": -1}, {"host": "h" * 300},
-    {"source": "email"}, {"disposition": "fine"},
+    {"source": "email"}, {"disposition": "fine"}, {"since": "0001-01-01T00:00:00+14:00"},
+    {"until": "9999-12-31T23:59:59-14:00"},
 ])
 def test_bad_listing_parameters_are_400(api: Api, params: dict[str, object]) -> None:
     answer = api.call("GET", "/alerts", params=params)

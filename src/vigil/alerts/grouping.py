@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from vigil.alerts import changes
 from vigil.alerts.models import Alert, Incident
-from vigil.alerts.types import EntityKind, IncidentStatus, IncidentView, Severity, Status
+from vigil.alerts.types import EntityKind, IncidentStatus, IncidentView, Severity, Status, shift
 from vigil.alerts.views import incident_view
 from vigil.core.auth import Principal
 from vigil.core.errors import ConflictError, InputError
@@ -78,8 +78,8 @@ def _title(alert: Alert, kind: EntityKind, value: str) -> str:
 
 def _fits(incident: Incident, alert: Alert, window: timedelta) -> bool:
     return (incident.status == IncidentStatus.OPEN and incident.auto_group
-            and to_utc(incident.last_seen) >= to_utc(alert.first_seen) - window
-            and to_utc(incident.first_seen) <= to_utc(alert.last_seen) + window)
+            and to_utc(incident.last_seen) >= shift(to_utc(alert.first_seen), -window)
+            and to_utc(incident.first_seen) <= shift(to_utc(alert.last_seen), window))
 
 
 def _candidates(session: Session, key: GroupKey, since: datetime) -> list[Incident]:
@@ -118,7 +118,7 @@ def attach(session: Session, alerts: Sequence[Alert],
         members.sort(key=lambda a: (to_utc(a.first_seen), a.id))
         known: list[Incident] = []
         if policy.window_seconds > 0:
-            known = _candidates(session, key, to_utc(members[0].first_seen) - window)
+            known = _candidates(session, key, shift(to_utc(members[0].first_seen), -window))
         for alert in members:
             incident = next((i for i in known if _fits(i, alert, window)), None)
             created = incident is None

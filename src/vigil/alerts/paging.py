@@ -56,7 +56,7 @@ def _value(column: InstrumentedAttribute[Any], value: Any) -> Any:
             return parse_iso(value)
         if python_type is int and isinstance(value, int) and not isinstance(value, bool):
             return value
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     raise InputError("invalid cursor")
 

@@ -30,10 +30,19 @@ from vigil.alerts.types import (
     IncidentView,
     Page,
     RelatedAlert,
+    shift,
 )
 from vigil.alerts.views import alert_view, history_view, incident_view, timing_view
 from vigil.core.errors import InputError, NotFoundError
 from vigil.core.timeutil import to_utc
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    try:
+        return to_utc(value)
+    except OverflowError:
+        raise InputError(f"{name}: {value.isoformat()} is out of range in UTC") from None
+
 
 _ALERT_ORDER: dict[AlertSort, tuple[InstrumentedAttribute[Any], ...]] = {
     AlertSort.LAST_SEEN: (Alert.last_seen, Alert.id),
@@ -73,9 +82,9 @@ def _alert_conditions(f: AlertFilter) -> list[ColumnElement[bool]]:
     if f.min_severity is not None:
         where.append(Alert.severity >= int(f.min_severity))
     if f.since is not None:
-        where.append(Alert.last_seen >= to_utc(f.since))
+        where.append(Alert.last_seen >= _utc(f.since, "since"))
     if f.until is not None:
-        where.append(Alert.last_seen < to_utc(f.until))
+        where.append(Alert.last_seen < _utc(f.until, "until"))
     return where
 
 
@@ -122,7 +131,7 @@ def history_between(session: Session, since: datetime, until: datetime, *,
     """Changes of every alert made in ``[since, until)``, in order; page with ``after_id``
     (the last id of the previous call)."""
     query = (select(AlertHistory)
-             .where(AlertHistory.at >= to_utc(since), AlertHistory.at < to_utc(until),
+             .where(AlertHistory.at >= _utc(since, "since"), AlertHistory.at < _utc(until, "until"),
                     AlertHistory.id > after_id)
              .order_by(AlertHistory.id).limit(limit))
     if fields:
@@ -135,7 +144,7 @@ def timings(session: Session, since: datetime, until: datetime, *, rule_id: str 
     """The timestamps of the alerts created in ``[since, until)`` (for MTTD, MTTA, MTTQ, MTTR
     and false-positive rates), by id; page with ``after_id``."""
     query = (select(Alert)
-             .where(Alert.created_at >= to_utc(since), Alert.created_at < to_utc(until),
+             .where(Alert.created_at >= _utc(since, "since"), Alert.created_at < _utc(until, "until"),
                     Alert.id > after_id)
              .order_by(Alert.id).limit(limit))
     if rule_id is not None:
@@ -151,7 +160,7 @@ def related(session: Session, alert_id: int, *, days: int = 30, limit: int = 20)
     if alert is None:
         raise NotFoundError(f"no alert with id {alert_id}")
     check_limit(limit)
-    since = to_utc(alert.last_seen) - timedelta(days=days)
+    since = shift(to_utc(alert.last_seen), -timedelta(days=days))
     shared: dict[int, list[str]] = {}
     rows: dict[int, Alert] = {}
     for name, column, value in (("host", Alert.host, alert.host),
@@ -191,9 +200,9 @@ def _incident_conditions(f: IncidentFilter) -> list[ColumnElement[bool]]:
         if value is not None:
             where.append(column == value)
     if f.since is not None:
-        where.append(Incident.last_seen >= to_utc(f.since))
+        where.append(Incident.last_seen >= _utc(f.since, "since"))
     if f.until is not None:
-        where.append(Incident.last_seen < to_utc(f.until))
+        where.append(Incident.last_seen < _utc(f.until, "until"))
     return where
 
 

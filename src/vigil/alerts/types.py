@@ -11,7 +11,7 @@ that filters (``at least high``) and sorting use an index; it is shown by name e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Generic, TypeVar
 
@@ -106,6 +106,16 @@ class AlertSort(StrEnum):
     FIRST_SEEN = "first_seen"
     SEVERITY = "severity"
     ID = "id"
+
+
+def shift(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, held at the ends of the calendar instead of overflowing (events
+    may carry any year from 1 to 9999)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if delta > timedelta(0) else \
+            datetime.min.replace(tzinfo=UTC)
 
 
 MAX_EVENT_IDS = 100

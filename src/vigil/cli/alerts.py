@@ -155,7 +155,7 @@ def list_cmd(
         min_severity=Severity.parse(min_severity) if min_severity else None,
         source=_enum_values(Source, source, "--source"), rule_id=rule, host=host, user=user,
         src_ip=src_ip, incident_id=incident, case_id=case,
-        assignee=assignees.resolve(vigil.db, _user_ref(assignee)),
+        assignee=assignees.resolve(vigil.db, _user_ref(assignee), active_only=False),
         since=when_option(since, "--since"), until=when_option(until, "--until"))
     _list(vigil, filters, sort=sort, ascending=ascending, limit=limit, cursor=cursor, output=output)
 
