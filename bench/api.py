@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 
 from common import free_port, start_server
 from vigil.alerts import service as alerts
@@ -180,8 +181,11 @@ def _pct(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
 
 
-def run(base: str, keys: dict[str, str], seconds: float, think: tuple[float, float], title: str) -> bool:
+def run(base: str, keys: dict[str, str], seconds: float, think: tuple[float, float], title: str,
+        server_pid: int | None = None) -> bool:
     load = Load()
+    server = psutil.Process(server_pid) if server_pid else None
+    cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
     names = list(keys)
 
     async def main() -> None:
@@ -192,8 +196,10 @@ def run(base: str, keys: dict[str, str], seconds: float, think: tuple[float, flo
     asyncio.run(main())
     elapsed = time.perf_counter() - started
     everything = [v for values in load.latency.values() for v in values]
+    busy = (sum(server.cpu_times()[:2]) - cpu_before) / elapsed if server else 0.0
     print(f"\n{title}: {CLIENTS} clients, {elapsed:.0f} s, {len(everything):,} requests, "
-          f"{len(everything) / elapsed:,.0f} req/s, failures {len(load.failures)}")
+          f"{len(everything) / elapsed:,.0f} req/s, failures {len(load.failures)}, "
+          f"server CPU {busy:.0%} of one core")
     print(f"  {'request':<14} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for kind, values in sorted(load.latency.items()):
         print(f"  {kind:<14} {len(values):>7,} {_pct(values, 0.5):>8.1f} {_pct(values, 0.99):>8.1f}")
@@ -222,8 +228,9 @@ def main() -> None:
                               VIGIL_DETECT__STREAMING="false", **extra)
         try:
             base = f"http://127.0.0.1:{port}"
-            ok = run(base, keys, args.seconds, (0.2, 1.0), "interactive (0.2-1.0 s between requests)")
-            ok = run(base, keys, args.seconds, (0, 0), "saturated (no pause)") and ok
+            ok = run(base, keys, args.seconds, (0.2, 1.0), "interactive (0.2-1.0 s between requests)",
+                     server.pid)
+            ok = run(base, keys, args.seconds, (0, 0), "saturated (no pause)", server.pid) and ok
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -66,6 +66,7 @@ class Alert(Base):
         Index("ix_alerts_created_at", "created_at"),
         Index("ix_alerts_rule_id", "rule_id", "last_seen", "id"),
         Index("ix_alerts_status", "status", "last_seen", "id"),
+        Index("ix_alerts_status_severity", "status", "severity", "last_seen", "id"),
         Index("ix_alerts_severity", "severity", "last_seen", "id"),
         Index("ix_alerts_host", "host", "last_seen", "id"),
         Index("ix_alerts_user_name", "user_name", "last_seen", "id"),

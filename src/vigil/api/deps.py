@@ -7,7 +7,7 @@ refused with 401 (no valid credentials) or 403 (valid, but not allowed).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -20,13 +20,13 @@ from vigil.people.auth import authenticate
 SESSION_COOKIE = "vigil_session"
 
 
-def get_vigil(request: Request) -> Vigil:
+async def get_vigil(request: Request) -> Vigil:
     vigil = request.app.state.vigil
     assert isinstance(vigil, Vigil)
     return vigil
 
 
-def get_runtime(request: Request) -> IngestRuntime:
+async def get_runtime(request: Request) -> IngestRuntime:
     runtime = request.app.state.runtime
     assert isinstance(runtime, IngestRuntime)
     return runtime
@@ -36,9 +36,12 @@ VigilDep = Annotated[Vigil, Depends(get_vigil)]
 RuntimeDep = Annotated[IngestRuntime, Depends(get_runtime)]
 
 
-def caller(request: Request, vigil: VigilDep,
-           authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """The authenticated principal of this request (any permission)."""
+async def caller(request: Request, vigil: VigilDep,
+                 authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The authenticated principal of this request (any permission).
+
+    Runs on the event loop: one indexed lookup (well under a millisecond) costs less there
+    than the hop to a worker thread that a plain function dependency takes."""
     return authenticate(vigil.db, authorization, request.cookies.get(SESSION_COOKIE))
 
 
@@ -51,12 +54,12 @@ def requires(permission: Permission) -> Any:
     Use as ``who: Annotated[Principal, requires(Permission.CASES_WRITE)]``.
     """
 
-    def dependency(who: Caller) -> Principal:
+    async def dependency(who: Caller) -> Principal:
         who.require(permission)
         return who
 
     dependency.__name__ = f"requires_{permission.name.lower()}"
-    checker: Callable[..., Principal] = dependency
+    checker: Callable[..., Awaitable[Principal]] = dependency
     return Depends(checker)
 
 

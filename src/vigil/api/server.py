@@ -77,8 +77,11 @@ async def serve_async(vigil: Vigil, host: str, port: int) -> None:
             tcp=settings.syslog_tcp, max_frame=settings.syslog_max_frame,
             tls_cert=settings.syslog_tls_cert, tls_key=settings.syslog_tls_key)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="off")
+                            lifespan="off", http="httptools")
     server = uvicorn.Server(config)
+    import anyio.to_thread
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = vigil.settings.server.threads
     log.info("Vigil listening on http://%s:%s", host, port)
     try:
         await server.serve()
@@ -94,7 +97,9 @@ async def serve_async(vigil: Vigil, host: str, port: int) -> None:
 
 def run_server(vigil: Vigil, host: str | None, port: int | None) -> None:
     """Run until interrupted (SIGINT/SIGTERM stop gracefully)."""
+    import uvloop
+
     server = vigil.settings.server
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_async(vigil, host or server.host, port if port is not None else server.port))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve_async(vigil, host or server.host, port if port is not None else server.port))
     signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -172,6 +172,9 @@ class ServerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    threads: int = Field(default=4, ge=1, le=256)
+    """Requests handled at once (the rest wait their turn): a few threads keep one Python
+    process busy without the contention of many."""
     clock_check_seconds: float = Field(default=30, gt=0)
     """How often case clocks (SLA and regulatory deadlines) are checked for due and breached."""
     audit_checkpoint_minutes: float = Field(default=60, gt=0)
