@@ -28,3 +28,15 @@ def test_demo_seeds_people_and_a_case_mid_investigation(vigil: Vigil) -> None:
     again = load_demo(vigil)
     assert again.case_id == first.case_id and again.alerts == 0
     assert cases.list_cases(vigil.db, CaseFilter()).total == 1
+
+
+def test_grouping_policy_follows_the_settings(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from vigil.alerts.types import EntityKind
+    from vigil.core.config import load_settings
+
+    assert isinstance(tmp_path, Path)
+    (tmp_path / "vigil.toml").write_text('[alerts]\ngroup_window_seconds = 600\ngroup_by = ["user"]\n')
+    policy = Vigil(load_settings(tmp_path)).grouping
+    assert policy.window_seconds == 600 and policy.entity_order == (EntityKind.USER,)

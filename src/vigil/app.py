@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vigil.alerts import GroupingPolicy
 from vigil.core.config import Settings, load_settings
 from vigil.core.db import StateDB
 from vigil.store.duck import EventStore
@@ -33,6 +34,12 @@ class Vigil:
             db.upgrade()
             self._db = db
         return self._db
+
+    @property
+    def grouping(self) -> GroupingPolicy:
+        """How new alerts join incidents (``alerts.group_window_seconds``, ``alerts.group_by``)."""
+        alerts = self.settings.alerts
+        return GroupingPolicy.of(alerts.group_window_seconds, alerts.group_by)
 
     @property
     def key_folder(self) -> Path:

@@ -115,7 +115,8 @@ def load_demo(vigil: Vigil) -> DemoResult:
                             ParseOptions(), workers=1)
     catalog.import_rules(vigil.db, [DEMO_RULES])
     result = hunt_store(vigil.store, catalog.enabled_compiled(vigil.db))
-    created = alerts.record(vigil.db, result.detections, vigil.settings.detect.suppress_seconds)
+    created = alerts.record(vigil.db, result.detections, vigil.settings.detect.suppress_seconds,
+                           vigil.grouping)
     token = tokens.create(vigil.db, "demo", Scope.INGEST)
     users, case_id = seed_work(vigil)
     return DemoResult(summary.stored, created, token, users, case_id)

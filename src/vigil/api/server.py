@@ -36,7 +36,7 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
     if detect.streaming:
         runtime.on_stored = StreamDetector(
             vigil.db, vigil.store, suppress_seconds=detect.suppress_seconds,
-            reload_seconds=detect.reload_seconds,
+            reload_seconds=detect.reload_seconds, grouping=vigil.grouping,
             rules=lambda: select_rules(enabled_compiled(vigil.db), detect.min_level,
                                        detect.statuses))
     runtime.start()

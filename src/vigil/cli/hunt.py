@@ -127,8 +127,8 @@ def hunt(
     if write_alerts:
         vigil = state(ctx)
         created = alerts.record(vigil.db, result.detections,
-                                vigil.settings.detect.suppress_seconds)
-        created += alerts.record_correlations(vigil.db, result.correlations)
+                                vigil.settings.detect.suppress_seconds, vigil.grouping)
+        created += alerts.record_correlations(vigil.db, result.correlations, vigil.grouping)
         err_console.print(f"{created} new alerts recorded")
     _print(result, output)
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sigma.correlations import SigmaCorrelationRule
 
+from vigil.alerts import GroupingPolicy
 from vigil.core import logging as vlog
 from vigil.core.db import StateDB
 from vigil.core.timeutil import to_utc
@@ -105,8 +106,10 @@ class StreamDetector:
     def __init__(self, db: StateDB, store: EventStore, *, suppress_seconds: int = 3600,
                  reload_seconds: float = 5.0,
                  rules: Callable[[], list[CompiledRule]] | None = None,
-                 ruleset: Callable[[], RuleSet] | None = None) -> None:
+                 ruleset: Callable[[], RuleSet] | None = None,
+                 grouping: GroupingPolicy | None = None) -> None:
         self.db = db
+        self.grouping = grouping
         self._rules = rules
         self._ruleset = ruleset
         self.store = store
@@ -148,7 +151,7 @@ class StreamDetector:
         found = list(loaded.engine.run(self.store, _BATCH_SCOPE, [ids], self.stats, sources))
         shown = [d for d in found if d.rule.id in loaded.alerting]
         if shown:
-            created = alerts.record(self.db, shown, self.suppress_seconds)
+            created = alerts.record(self.db, shown, self.suppress_seconds, self.grouping)
             log.info("%d detections, %d new alerts", len(shown), created)
         if loaded.correlations and any(d.rule.id in loaded.base for d in found):
             self._correlate(loaded, sources, ids, found)
@@ -171,5 +174,5 @@ class StreamDetector:
         hits = evaluate_correlations(self.store, loaded.correlations, loaded.index,
                                      until - loaded.reach, until + timedelta(microseconds=1))
         if hits:
-            created = alerts.record_correlations(self.db, hits)
+            created = alerts.record_correlations(self.db, hits, self.grouping)
             log.info("%d correlation hits, %d new alerts", len(hits), created)
