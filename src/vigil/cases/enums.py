@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from vigil.alerts import types as _alert_types
+
 
 class Stage(StrEnum):
     NEW = "new"
@@ -57,16 +59,8 @@ CSF_FUNCTION: dict[Phase, str] = {
 """The NIST CSF 2.0 function each phase belongs to (SP 800-61 Rev. 3)."""
 
 
-class Disposition(StrEnum):
-    TRUE_POSITIVE_WITH_IMPACT = "true_positive_with_impact"
-    TRUE_POSITIVE_WITHOUT_IMPACT = "true_positive_without_impact"
-    BENIGN_TRUE_POSITIVE = "benign_true_positive"
-    FALSE_POSITIVE_LOGIC = "false_positive_logic"
-    FALSE_POSITIVE_DATA = "false_positive_data"
-    DUPLICATE = "duplicate"
-    NOT_APPLICABLE = "not_applicable"
-    UNDETERMINED = "undetermined"
-
+Disposition = _alert_types.Disposition
+"""What a case turned out to be: the same vocabulary as an alert's disposition."""
 
 TRUE_POSITIVES = frozenset({Disposition.TRUE_POSITIVE_WITH_IMPACT,
                             Disposition.TRUE_POSITIVE_WITHOUT_IMPACT})

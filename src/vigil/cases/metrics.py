@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from vigil.alerts.types import AlertTiming
+from vigil.alerts.types import FALSE_POSITIVES, AlertTiming
 from vigil.cases.metrics_facts import CaseFact, Workload, alert_facts, case_facts, workload
 from vigil.cases.metrics_stats import DurationStats, describe
 from vigil.core.db import StateDB
@@ -37,7 +37,6 @@ from vigil.core.timeutil import to_utc
 from vigil.detect.catalog import titles
 
 T = TypeVar("T")
-FALSE_POSITIVES = frozenset({"false_positive_logic", "false_positive_data"})
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
 
 
