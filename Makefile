@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/lint-imports
 
 bench: install
-	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python detect.py && ../$(BIN)/python stream.py
+	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python detect.py && ../$(BIN)/python stream.py && ../$(BIN)/python api.py
 
 clean:
 	rm -rf $(VENV) vigil-data .mypy_cache .ruff_cache
