@@ -6,11 +6,14 @@ The CLI and the API share this one place that wires the contexts together.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vigil.alerts import GroupingPolicy
 from vigil.core.config import Settings, load_settings
-from vigil.core.db import StateDB
-from vigil.store.duck import EventStore
+
+if TYPE_CHECKING:  # imported on first use: a command that needs neither starts faster
+    from vigil.alerts import GroupingPolicy
+    from vigil.core.db import StateDB
+    from vigil.store.duck import EventStore
 
 
 class Vigil:
@@ -29,6 +32,8 @@ class Vigil:
     def db(self) -> StateDB:
         """The state database, migrated to the current schema."""
         if self._db is None:
+            from vigil.core.db import StateDB
+
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             db = StateDB(self.settings.resolved_state_url)
             db.upgrade()
@@ -38,6 +43,8 @@ class Vigil:
     @property
     def grouping(self) -> GroupingPolicy:
         """How new alerts join incidents (``alerts.group_window_seconds``, ``alerts.group_by``)."""
+        from vigil.alerts import GroupingPolicy
+
         alerts = self.settings.alerts
         return GroupingPolicy.of(alerts.group_window_seconds, alerts.group_by)
 
@@ -50,6 +57,8 @@ class Vigil:
     def store(self) -> EventStore:
         """The event store (opened for writing: one process at a time)."""
         if self._store is None:
+            from vigil.store.duck import EventStore
+
             self._store = EventStore(self.settings.events_path,
                                      memory_limit=self.settings.store.memory_limit,
                                      threads=self.settings.store.threads)
