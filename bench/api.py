@@ -210,6 +210,19 @@ def run(base: str, keys: dict[str, str], seconds: float, think: tuple[float, flo
     return not load.failures and statistics.fmean(everything) > 0
 
 
+def settle(pid: int, limit: float = 300) -> float:
+    """Wait until the server is idle (the seeded outbox read by the notifier, the seeded clocks
+    checked once); returns the seconds waited."""
+    process = psutil.Process(pid)
+    started = time.monotonic()
+    process.cpu_percent(None)
+    while time.monotonic() - started < limit:
+        time.sleep(2)
+        if process.cpu_percent(None) < 10:
+            break
+    return time.monotonic() - started
+
+
 def main() -> None:
     global ALERTS, CASES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -228,6 +241,7 @@ def main() -> None:
                               VIGIL_DETECT__STREAMING="false", **extra)
         try:
             base = f"http://127.0.0.1:{port}"
+            print(f"server idle after {settle(server.pid):.0f} s (seeded backlog processed)", flush=True)
             ok = run(base, keys, args.seconds, (0.2, 1.0), "interactive (0.2-1.0 s between requests)",
                      server.pid)
             ok = run(base, keys, args.seconds, (0, 0), "saturated (no pause)", server.pid) and ok

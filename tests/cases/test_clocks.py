@@ -177,3 +177,17 @@ def test_breach_marking_is_idempotent(state_db: StateDB, crew: Crew) -> None:
     assert not ack.breached and ack.due_at == T0 + timedelta(hours=24)
     cases.update_case(state_db, case_id, CaseUpdate(stage=Stage.ACKNOWLEDGED), crew.alice, now=now)
     assert _clock(state_db, case_id, kind="sla_ack", now=now).status == "met"
+
+
+def test_a_backlog_of_breaches_is_worked_in_short_transactions(
+        state_db: StateDB, crew: Crew, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.cases import clocks
+
+    monkeypatch.setattr(clocks, "CHECK_BATCH", 3)
+    for number in range(5):
+        cases.create_case(state_db, CaseCreate(title=f"backlog {number}", severity="critical"),
+                          crew.alice, now=T0)
+    start = last_event_id(state_db)
+    assert cases.check_clocks(state_db, T0 + timedelta(days=1)) == (0, 10)  # ack and contain
+    assert cases.check_clocks(state_db, T0 + timedelta(days=1)) == (0, 0)
+    assert [e.topic for e in events(state_db, start)] == [Topic.CLOCK_BREACHED] * 10

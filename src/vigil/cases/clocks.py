@@ -298,16 +298,37 @@ def check_clocks(db: StateDB, now: datetime | None = None, *,
     :func:`_rearm`), and on SQLite the check takes the write lock with its first statement.
     """
     stamp = to_utc(now or utcnow())
+    due = breached = 0
+    while True:
+        batch_due, batch_breached, claimed = _check_batch(db, stamp, policy)
+        due, breached = due + batch_due, breached + batch_breached
+        if claimed < CHECK_BATCH:
+            return due, breached
+
+
+CHECK_BATCH = 200
+"""Clocks claimed per transaction: a backlog (thousands of clocks breached while the server
+was down) is worked through in short transactions, so other writers never wait long."""
+
+
+def _check_batch(db: StateDB, stamp: datetime, policy: Policy) -> tuple[int, int, int]:
+    """One transaction: claim and announce up to :data:`CHECK_BATCH` breaches and reminders."""
     running = Clock.state == ClockState.RUNNING.value
     regulatory = Clock.kind == ClockKind.REGULATORY.value
+    breaching = and_(running, Clock.breached.is_(False), Clock.due_at <= stamp)
+    reminding = and_(running, Clock.due_notified.is_(False), or_(
+        and_(regulatory, Clock.due_at <= stamp + policy.lead(True)),
+        and_(~regulatory, Clock.due_at <= stamp + policy.lead(False))))
     with db.session() as session:
         breached_ids = session.scalars(
-            update(Clock).where(running, Clock.breached.is_(False), Clock.due_at <= stamp)
+            update(Clock).where(Clock.id.in_(
+                select(Clock.id).where(breaching).order_by(Clock.due_at).limit(CHECK_BATCH)
+                .scalar_subquery()))
             .values(breached=True, breached_at=stamp).returning(Clock.id)).all()
         due_ids = session.scalars(
-            update(Clock).where(running, Clock.due_notified.is_(False), or_(
-                and_(regulatory, Clock.due_at <= stamp + policy.lead(True)),
-                and_(~regulatory, Clock.due_at <= stamp + policy.lead(False))))
+            update(Clock).where(Clock.id.in_(
+                select(Clock.id).where(reminding).order_by(Clock.due_at).limit(CHECK_BATCH)
+                .scalar_subquery()))
             .values(due_notified=True).returning(Clock.id)).all()
         claimed = {row.id: row for row in session.scalars(
             select(Clock).where(Clock.id.in_([*breached_ids, *due_ids]))
@@ -317,7 +338,7 @@ def check_clocks(db: StateDB, now: datetime | None = None, *,
         due = [claimed[i] for i in due_ids if to_utc(claimed[i].due_at) > stamp]
         for row in sorted(due, key=lambda r: to_utc(r.due_at)):
             _announce(session, row, Topic.CLOCK_DUE, stamp)
-        return len(due), len(breached_ids)
+        return len(due), len(breached_ids), max(len(breached_ids), len(due_ids))
 
 
 def _announce(session: Session, row: Clock, topic: Topic, now: datetime) -> None:
