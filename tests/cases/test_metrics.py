@@ -103,3 +103,19 @@ def test_empty_period_is_an_input_error(state_db: StateDB) -> None:
     now = utcnow()
     with pytest.raises(Exception, match="empty"):
         metrics.report(state_db, now, now)
+
+
+def test_open_alerts_per_assignee(state_db: StateDB) -> None:
+    from vigil.people import service as people
+
+    now = utcnow()
+    owner = people.add_user(state_db, SYSTEM, "carla", "a long enough password", role="analyst",
+                            team="security")
+    ids = [_alert(state_db, 100 + n, "r-assigned", "medium", now) for n in range(3)]
+    with state_db.session() as session:
+        for alert_id in ids:
+            alerts.assign(session, alert_id, owner.id, SYSTEM)
+        alerts.close(session, ids[0], SYSTEM, "duplicate")
+    load = {p.username: p.open_alerts for p in metrics.report(
+        state_db, now - timedelta(days=1), now + timedelta(minutes=1)).workload.people}
+    assert load == {"carla": 2}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vigil.alerts.changes import load_incident
@@ -30,6 +30,7 @@ from vigil.alerts.types import (
     IncidentView,
     Page,
     RelatedAlert,
+    Status,
     shift,
 )
 from vigil.alerts.views import alert_view, history_view, incident_view, timing_view
@@ -150,6 +151,14 @@ def timings(session: Session, since: datetime, until: datetime, *, rule_id: str 
     if rule_id is not None:
         query = query.where(Alert.rule_id == rule_id)
     return [timing_view(a) for a in session.scalars(query)]
+
+
+def open_by_assignee(session: Session) -> dict[int, int]:
+    """How many open (new or acknowledged) alerts each assignee holds, in one grouped read of
+    the ``(assignee, status)`` index."""
+    query = (select(Alert.assignee, func.count()).where(
+        Alert.assignee.is_not(None), Alert.status != Status.CLOSED.value).group_by(Alert.assignee))
+    return {int(assignee or 0): int(count) for assignee, count in session.execute(query)}
 
 
 def related(session: Session, alert_id: int, *, days: int = 30, limit: int = 20) -> list[RelatedAlert]:

@@ -36,6 +36,7 @@ from vigil.alerts.queries import (
     history_between,
     list_alerts,
     list_incidents,
+    open_by_assignee,
     related,
     timings,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "list_alerts",
     "list_incidents",
     "merge",
+    "open_by_assignee",
     "parse_disposition",
     "record",
     "related",

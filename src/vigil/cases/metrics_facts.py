@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from vigil.alerts import service as alerts
-from vigil.alerts.types import AlertFilter, AlertTiming, Status
+from vigil.alerts.types import AlertTiming
 from vigil.cases.enums import FINISHED_TASKS, OPEN_STAGES
 from vigil.cases.models import Case, CaseAssignee, CaseTask
 from vigil.core.db import StateDB
@@ -93,16 +93,10 @@ def case_facts(db: StateDB, since: datetime, until: datetime) -> list[CaseFact]:
 
 
 def _open_alerts_by_user(db: StateDB) -> dict[str, int]:
-    users = people.list_users(db, include_disabled=False, limit=500).users
-    open_status = (Status.NEW, Status.ACKNOWLEDGED)
-    counts: dict[str, int] = {}
     with db.session() as session:
-        for user in users:
-            page = alerts.list_alerts(session, AlertFilter(status=open_status, assignee=user.id),
-                                      limit=1, with_total=True)
-            if page.total:
-                counts[user.username] = page.total
-    return counts
+        counts = alerts.open_by_assignee(session)
+    names = {user.id: user.username for user in people.list_users(db, limit=500).users}
+    return {names[user_id]: count for user_id, count in counts.items() if user_id in names}
 
 
 def workload(db: StateDB) -> Workload:
