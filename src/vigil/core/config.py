@@ -198,6 +198,39 @@ class AuthSettings(BaseModel):
     """The sliding window of the login rate limit."""
 
 
+class IntelSettings(BaseModel):
+    """Threat intelligence: decay, allowlists, matching and feeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    live_matching: bool = True
+    """Match every stored batch against the active indicators."""
+    retro_days: int = Field(default=90, ge=0, le=3650)
+    """New indicators are matched against this many days of stored events (0: no retro-hunt)."""
+    builtin_allowlists: bool = True
+    """Never alert on special-use and documentation addresses and reserved names."""
+    own_infrastructure: list[str] = Field(default_factory=list)
+    """Addresses, networks and host names of the platform itself: never alerted on."""
+    decay_threshold: float = Field(default=20, ge=0, le=100)
+    """An indicator whose decayed score falls below this is no longer matched or exported."""
+    default_confidence: int = Field(default=50, ge=0, le=100)
+    """The base score of an indicator whose source gives no confidence."""
+    lifetime_days: dict[str, float] = Field(default_factory=dict)
+    """Decay lifetimes per family (``network``, ``domain``, ``file``, ``default``)."""
+    decay_speed: dict[str, float] = Field(default_factory=dict)
+    """Decay speeds per family (higher: the score holds longer, then drops faster)."""
+    fields: dict[str, list[str]] = Field(default_factory=dict)
+    """Extra event fields to match per indicator type (``ipv4`` also covers ``ipv6``/``cidr``)."""
+    feed_check_seconds: float = Field(default=60, gt=0)
+    """How often the server looks for feeds due for a pull."""
+    max_download_mb: int = Field(default=256, ge=1)
+    """The largest feed download accepted."""
+    export_max_tlp: str = Field(default="amber+strict", pattern="^(clear|green|amber|amber\\+strict)$")
+    """The most restrictive TLP an export may carry (TLP:RED never leaves)."""
+    alert_severity: str = Field(default="high", pattern="^(informational|low|medium|high|critical)$")
+    """The severity of an alert raised by an indicator match."""
+
+
 class Settings(BaseSettings):
     """All of Vigil's settings."""
 
@@ -217,6 +250,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    intel: IntelSettings = Field(default_factory=IntelSettings)
 
     @classmethod
     def settings_customise_sources(

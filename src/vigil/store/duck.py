@@ -239,6 +239,10 @@ class EventStore:
         finally:
             cursor.close()
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A long-lived cursor of the store's DuckDB instance (the caller closes it)."""
+        return self._conn.cursor()
+
     def total(self) -> int:
         """The number of stored events."""
         with self.reader() as cursor:
