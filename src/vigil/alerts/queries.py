@@ -238,3 +238,13 @@ def get_incident(session: Session, incident_id: int, *, alert_limit: int = 200) 
         alerts = list_alerts(session, AlertFilter(incident_id=incident_id),
                              limit=min(alert_limit, 1000)).items
     return IncidentDetail(incident_view(incident), alerts)
+
+
+def dedup_keys(session: Session, ids: Sequence[int]) -> set[str]:
+    """The dedup keys of the alerts ``ids`` (for a source that needs to know which of its
+    inputs a :func:`record` call created or grew)."""
+    keys: set[str] = set()
+    for start in range(0, len(ids), 500):
+        keys.update(session.execute(select(Alert.dedup_key).where(
+            Alert.id.in_(ids[start:start + 500]))).scalars())
+    return keys

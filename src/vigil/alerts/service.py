@@ -28,6 +28,7 @@ from vigil.alerts.lifecycle import (
     unlink_case,
 )
 from vigil.alerts.queries import (
+    dedup_keys,
     detail,
     get_alert,
     get_alerts,
@@ -49,6 +50,7 @@ __all__ = [
     "assign",
     "bulk",
     "close",
+    "dedup_keys",
     "detail",
     "escalate_incident",
     "get_alert",

@@ -40,8 +40,12 @@ def ingest(
         "--show-rejected", help="List the dead letters instead of ingesting.")] = False,
     limit: Annotated[int, typer.Option(help="Rows for --show-rejected.")] = 50,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    intel: Annotated[bool, typer.Option(
+        "--intel/--no-intel", help="Match the stored events against the active threat-intel "
+        "indicators (default: the intel.live_matching setting).")] = True,
 ) -> None:
-    """Parse files and store their events; unparseable records go to the dead letters."""
+    """Parse files and store their events; unparseable records go to the dead letters.
+    Stored batches are matched against the active threat-intel indicators (hits are alerts)."""
     vigil = state(ctx)
     if show_rejected:
         _show_rejected(vigil.db, limit)
@@ -66,8 +70,21 @@ def ingest(
             elapsed = progress.tasks[0].elapsed or 1e-9
             progress.update(task, completed=finished, events=records, rate=records / elapsed)
 
-        summary = ingest_inputs(refs, store, db, options, workers=workers, progress=advance)
+        matcher = None
+        if intel and vigil.settings.intel.live_matching:
+            from vigil.intel.live import IntelMatcher
+
+            matcher = IntelMatcher(db, store, vigil.settings.intel,
+                                   suppress_seconds=vigil.settings.detect.suppress_seconds,
+                                   grouping=vigil.grouping)
+        summary = ingest_inputs(refs, store, db, options, workers=workers, progress=advance,
+                                on_written=matcher)
     _print_summary(summary)
+    if matcher is not None:
+        found = matcher.totals
+        if found.hits or found.alerts_created:
+            console.print(f"threat intel: {found.hits:,} matches, {found.alerts_created:,} new alerts")
+        matcher.close()
 
 
 def _print_summary(summary: IngestSummary) -> None:

@@ -42,20 +42,25 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     COMPLIANCE_READ = "compliance:read"
     NOTIFY_ADMIN = "notify:admin"
+    INTEL_READ = "intel:read"
+    INTEL_WRITE = "intel:write"
+    INTEL_EXPORT = "intel:export"
+    INTEL_ADMIN = "intel:admin"
 
 
 _P = Permission
 _READ_ALL = frozenset({_P.EVENTS_READ, _P.RULES_READ, _P.ALERTS_READ, _P.CASES_READ,
-                       _P.METRICS_READ, _P.USERS_READ})
+                       _P.METRICS_READ, _P.USERS_READ, _P.INTEL_READ, _P.INTEL_EXPORT})
 _WORK = frozenset({_P.ALERTS_WRITE, _P.CASES_WRITE})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.ANALYST: _READ_ALL | _WORK | {_P.RULES_WRITE},
+    Role.ANALYST: _READ_ALL | _WORK | {_P.RULES_WRITE, _P.INTEL_WRITE},
     Role.RESPONDER: _READ_ALL | _WORK,
     Role.AUDITOR: _READ_ALL | {_P.AUDIT_READ, _P.COMPLIANCE_READ},
     Role.SERVICE: frozenset({_P.EVENTS_INGEST, _P.EVENTS_READ, _P.ALERTS_READ, _P.ALERTS_WRITE,
-                             _P.CASES_READ, _P.CASES_WRITE}),
+                             _P.CASES_READ, _P.CASES_WRITE, _P.INTEL_READ, _P.INTEL_EXPORT,
+                             _P.INTEL_WRITE}),
 }
 """The permissions each role holds (a service token is further narrowed by its scopes)."""
 

@@ -24,7 +24,7 @@ from vigil.core.db import StateDB
 from vigil.ingest import deadletters
 from vigil.ingest.batches import Batch, ParseOptions, parse_input, spill, spill_folder, unspill
 from vigil.ingest.inputs import InputRef
-from vigil.store.buffer import BackgroundWriter, TableBuffer
+from vigil.store.buffer import BackgroundWriter, TableBuffer, Tables
 from vigil.store.duck import EventStore
 
 Progress = Callable[[int, int], None]
@@ -119,14 +119,15 @@ def _apply(batch: Batch, buffer: TableBuffer, writer: BackgroundWriter, db: Stat
 
 def ingest_inputs(refs: list[InputRef], store: EventStore, db: StateDB,
                   options: ParseOptions, *, workers: int = 1,
-                  progress: Progress | None = None) -> IngestSummary:
+                  progress: Progress | None = None,
+                  on_written: Callable[[Tables], object] | None = None) -> IngestSummary:
     """Parse and store every input; returns the counts (they add up to the records read)."""
     summary = IngestSummary(inputs=len(refs))
     started = time.perf_counter()
     workers = max(1, min(workers, len(refs)))
     stream = _parallel(refs, options, workers) if workers > 1 else _inline(refs, options)
     finished = 0
-    buffer, writer = TableBuffer(max_bytes=192 * 1024 * 1024), BackgroundWriter(store)
+    buffer, writer = TableBuffer(max_bytes=192 * 1024 * 1024), BackgroundWriter(store, on_written)
     try:
         for kind, payload in stream:
             if kind == "batch":

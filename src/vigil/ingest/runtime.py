@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from itertools import groupby
+
+import pyarrow as pa
 
 from vigil.core import logging as vlog
 from vigil.core.config import IngestSettings
@@ -20,9 +22,10 @@ from vigil.core.db import StateDB
 from vigil.core.metrics import Registry
 from vigil.core.timeutil import from_micros
 from vigil.events.formats import get_format
-from vigil.events.models import Event, ParseContext, ParseResult, Rejected
+from vigil.events.models import Event, LogSource, ParseContext, ParseResult, Rejected
 from vigil.ingest import deadletters
 from vigil.ingest.spool import Spool, SpoolRecord
+from vigil.store.columns import to_tables
 from vigil.store.duck import EventStore
 
 STREAM = "spool"
@@ -30,6 +33,8 @@ log = vlog.get("vigil.ingest")
 
 StoredHook = Callable[[set[str], list[str]], None]
 """Called after each committed batch with the log sources written and the event ids."""
+TablesHook = Callable[[Mapping[LogSource, pa.Table]], object]
+"""Called after each committed batch with its Arrow tables, one per log source."""
 
 
 class IngestRuntime:
@@ -42,6 +47,7 @@ class IngestRuntime:
         self.db = db
         self.settings = settings
         self.on_stored: StoredHook | None = None
+        self.on_tables: TablesHook | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         self.received = registry.counter("vigil_events_received_total",
@@ -111,7 +117,9 @@ class IngestRuntime:
             self.rejected.inc(source=item.origin)
         deadletters.record(self.db, rejected)
         last = records[-1][0]
-        written = self.store.write(events, stream=STREAM, position=last)
+        tables, repeats = to_tables(events)
+        written = self.store.write_tables(tables, stream=STREAM, position=last)
+        written.duplicates += repeats
         self.spool.committed(last)
         for source, count in written.by_source.items():
             self.stored.inc(count, source=source)
@@ -121,6 +129,11 @@ class IngestRuntime:
                 self.on_stored(set(written.by_source), [e.id for e in events])
             except Exception:  # detection must never stop ingestion
                 log.exception("detection on a stored batch failed")
+        if self.on_tables is not None and written.stored:
+            try:
+                self.on_tables(tables)
+            except Exception:  # nor must matching
+                log.exception("intel matching on a stored batch failed")
 
 
 def _parse(records: list[tuple[int, SpoolRecord]]) -> Iterator[ParseResult]:

@@ -43,11 +43,12 @@ from vigil.intel.index import SCHEMA, MatchIndex
 from vigil.intel.matching import Hit, match_relation
 from vigil.intel.models import Indicator, Meta, Sighting
 from vigil.intel.types import IndicatorType, IndicatorView
-from vigil.intel.writing import bump_revision, chunks
+from vigil.intel.writing import chunks
 from vigil.store.duck import EventStore
 from vigil.store.schema import TS, quote
 
 log = vlog.get("vigil.intel")
+FULL_RELOAD_SECONDS = 3600.0
 _names = itertools.count()
 
 
@@ -88,6 +89,7 @@ class IntelMatcher:
         self.index = MatchIndex(db, self._conn, self.policy)
         self._lock = threading.Lock()
         self._checked = 0.0
+        self._full = time.monotonic()
         self._allowlists: AllowlistSet | None = None
         self.totals = MatchResult()
 
@@ -95,11 +97,15 @@ class IntelMatcher:
         self._conn.close()
 
     def refresh(self, *, force: bool = False) -> None:
-        """Reload the index if the indicators changed (checked every ``reload_seconds``)."""
+        """Reload the index if the indicators changed (checked every ``reload_seconds``), and
+        entirely every ``FULL_RELOAD_SECONDS`` (sightings extend an indicator's life without
+        changing the revision: a sighting is no reason to reload)."""
         now = time.monotonic()
         if not force and now - self._checked < self.reload_seconds and self.index.revision is not None:
             return
         self._checked = now
+        if now - self._full >= FULL_RELOAD_SECONDS:
+            force, self._full = True, now
         if self.index.refresh(force=force) or self._allowlists is None:
             with self.db.session() as session:
                 self._allowlists = lists.active_lists(session, self.settings)
@@ -197,7 +203,8 @@ class IntelMatcher:
             result.alerts_created += len(recorded.created)
             result.alerts_updated += len(recorded.updated)
             result.indicators.update(h.indicator for h in kept)
-            _sightings(session, kept, inputs)
+            changed = service.dedup_keys(session, [*recorded.created, *recorded.updated])
+            _sightings(session, [h for h in kept if self._key(h) in changed])
         if result.hits:
             log.info("intel: %d hits of %d indicators, %d new alerts%s", result.hits,
                      len(result.indicators), result.alerts_created, " (retro-hunt)" if retro else "")
@@ -249,8 +256,8 @@ _SOURCE_FIELDS = frozenset({"sourceip", "src_ip", "id.orig_h", "clientip", "c-ip
                             "source.ip", "ipaddress", "src", "remote_addr", "client_ip"})
 
 
-def _sightings(session: Session, hits: Sequence[Hit], inputs: Sequence[AlertInput]) -> None:
-    """One ``seen`` sighting per indicator and alert, and the counters on the indicators."""
+def _sightings(session: Session, hits: Sequence[Hit]) -> None:
+    """One ``seen`` sighting per indicator, and the counters on the indicators."""
     now = utcnow()
     per_indicator: dict[str, list[Hit]] = defaultdict(list)
     for hit in hits:
@@ -268,9 +275,6 @@ def _sightings(session: Session, hits: Sequence[Hit], inputs: Sequence[AlertInpu
         row.sightings_seen += len(items)
         if row.last_sighting is None or to_utc(row.last_sighting) < last:
             row.last_sighting = last
-        row.updated_at = now
-    del inputs
-    bump_revision(session)
 
 
 MATCH_KINDS = tuple(MatchKind)

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 
+from vigil.core import logging as vlog
 from vigil.events.models import LogSource
 from vigil.store.duck import EventStore, WriteResult
 from vigil.store.schema import ID
 
+log = vlog.get("vigil.store")
 ROW_GROUP = 122_880
 Tables = dict[LogSource, pa.Table]
 
@@ -90,8 +92,11 @@ class TableBuffer:
 class BackgroundWriter:
     """Commits tables to the store on its own thread; at most one write waits in line."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, on_written: Callable[[Tables], object] | None = None) -> None:
         self.store = store
+        self.on_written = on_written
+        """Called on the writer's thread with each batch once it is committed (intel matching);
+        its failures are logged, never raised: matching must not stop storing."""
         self.result = WriteResult()
         self._queue: queue.Queue[Tables | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
@@ -109,6 +114,11 @@ class BackgroundWriter:
                 continue
             self.result.stored += written.stored
             self.result.duplicates += written.duplicates
+            if self.on_written is not None and written.stored:
+                try:
+                    self.on_written(tables)
+                except Exception:
+                    log.exception("matching a stored batch failed")
             for source, count in written.by_source.items():
                 self.result.by_source[source] += count
 
