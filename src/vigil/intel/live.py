@@ -182,7 +182,7 @@ class IntelMatcher:
             session.execute(update(Meta).where(Meta.id == 1).values(matched_at=moment))
 
     def _total(self, result: MatchResult) -> None:
-        for name in ("events", "hits", "allowlisted", "alerts_created", "alerts_updated"):
+        for name in ("events", "hits", "allowlisted", "alerts_created", "alerts_updated", "seconds"):
             setattr(self.totals, name, getattr(self.totals, name) + getattr(result, name))
 
     def _record(self, hits: list[Hit], result: MatchResult, *, retro: bool) -> None:
