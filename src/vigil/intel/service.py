@@ -100,11 +100,7 @@ def parse(data: bytes, fmt: ImportFormat, source: str, *, preset: str | None = N
                          f"({', '.join(sorted(PRESETS))})")
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r} (use {', '.join(sorted(PRESETS))})")
-    return parse_table(data, _mapping(PRESETS[name]), source)
-
-
-def _mapping(preset: object) -> object:
-    return getattr(preset, "mapping", preset)
+    return parse_table(data, PRESETS[name].mapping, source)
 
 
 def import_bytes(db: StateDB, data: bytes, settings: IntelSettings, *, actor: Principal | str,
