@@ -9,15 +9,16 @@ STAMP := $(VENV)/.installed
 install: $(STAMP) tools
 
 # The real consumers of the intel exports, used by the tests to check the files (nft for the
-# nftables set, named-checkzone for the RPZ zone). Installed from Debian when running as root;
+# nftables set, named-checkzone for the RPZ zone, ipset and iptables for the blocklist scripts). Installed from Debian when running as root;
 # elsewhere the tests that need them say they were skipped and why.
 tools:
-	@if ! command -v nft >/dev/null 2>&1 || ! command -v named-checkzone >/dev/null 2>&1; then \
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v named-checkzone >/dev/null 2>&1 || \
+	    ! command -v ipset >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables bind9-utils >/dev/null 2>&1 || \
-	    (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables bind9-utils >/dev/null 2>&1) || \
-	    echo "note: could not install nftables and bind9-utils; export checks will be skipped"; \
-	  else echo "note: nft / named-checkzone missing; export checks will be skipped"; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables bind9-utils ipset iptables >/dev/null 2>&1 || \
+	    (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables bind9-utils ipset iptables >/dev/null 2>&1) || \
+	    echo "note: could not install nftables, bind9-utils, ipset, iptables; export checks will be skipped"; \
+	  else echo "note: nft / named-checkzone / ipset / iptables missing; export checks will be skipped"; fi; \
 	fi
 
 $(STAMP): pyproject.toml
