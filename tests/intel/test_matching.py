@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from helpers import datasets
 from sqlalchemy import select
 
+from helpers import datasets
 from vigil.alerts import AlertFilter
 from vigil.alerts import service as alerts
 from vigil.alerts.types import AlertView
@@ -159,7 +159,7 @@ def test_otrf_recording_through_the_file_ingest_path(vigil: Vigil) -> None:
     """Indicators taken from the recording match while it is ingested (live) and afterwards
     (retro-hunt of a newly imported indicator)."""
     _store(vigil, [
-        make_input("sha256", "4E4588D8A960B26983B9C2CDFE698C0B88B6B1F46705CDEA019E34A8E5BBB3E7".lower(), "otrf"),
+        make_input("sha256", "4e4588d8a960b26983b9c2cdfe698c0b88b6b1f46705cdea019e34a8e5bbb3e7", "otrf"),
         make_input("filename", "regsvr32.exe", "otrf"),
     ])
     matcher = IntelMatcher(vigil.db, vigil.store, vigil.settings.intel, reload_seconds=0)

@@ -96,7 +96,8 @@ def _url_sql(column: str) -> str:
     full = f"(CASE WHEN {column} LIKE '%://%' THEN trim({column}) ELSE 'http://' || trim({column}) END)"
     head = f"lower(regexp_extract({full}, '^([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]+)', 1))"
     rest = f"regexp_extract({full}, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]+([^#]*)', 1)"
-    return f"{head} || (CASE WHEN {rest} = '' THEN '/' WHEN left({rest}, 1) = '?' THEN '/' || {rest} ELSE {rest} END)"
+    path = f"(CASE WHEN {rest} = '' THEN '/' WHEN left({rest}, 1) = '?' THEN '/' || {rest} ELSE {rest} END)"
+    return f"{head} || {path}"
 
 
 def suffixes_sql(expression: str) -> str:

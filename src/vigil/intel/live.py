@@ -233,7 +233,8 @@ def alert_input(key: str, group: Sequence[Hit], view: IndicatorView, settings: I
     if view.name and view.name != view.value:
         title += f" ({label})"
     tags = ["intel", f"intel.type.{view.type.value}", f"intel.confidence.{view.confidence}",
-            f"intel.score.{round(view.score)}", *(f"intel.field.{h}" for h in sorted({h.field for h in group}))]
+            f"intel.score.{round(view.score)}",
+            *(f"intel.field.{name}" for name in sorted({h.field for h in group}))]
     if view.tlp is not None:
         tags.append(f"tlp:{view.tlp.value}")
     if retro:
@@ -266,7 +267,8 @@ def _sightings(session: Session, hits: Sequence[Hit]) -> None:
         last = min(max(h.ts for h in items), now)
         session.add(Sighting(indicator_id=key, kind="seen", at=last, count=len(items),
                              actor="system:intel-matching", alert_id=None,
-                             note=f"{len(items)} events, fields {', '.join(sorted({h.field for h in items}))}"))
+                             note=f"{len(items)} events, fields "
+                                  f"{', '.join(sorted({h.field for h in items}))}"))
     rows = {r.id: r for chunk in chunks(list(per_indicator)) for r in session.execute(
         select(Indicator).where(Indicator.id.in_(chunk))).scalars()}
     for key, items in per_indicator.items():

@@ -57,7 +57,8 @@ def _observed(relation: str, columns: Mapping[str, str], fields: Mapping[MatchKi
             condition = f"{quote(actual)} IS NOT NULL AND {quote(actual)} <> ''"
             if where:
                 condition += f" AND ({where})"
-            parts.append(f"{head}, '{kind.value}' AS kind, {expression} AS v FROM {relation} WHERE {condition}")
+            parts.append(f"{head}, '{kind.value}' AS kind, {expression} AS v FROM {relation} "
+                         f"WHERE {condition}")
             if kind is MatchKind.URL:
                 parts.append(f"{head}, 'domain' AS kind, {url_host_sql(actual)} AS v FROM {relation} "
                              f"WHERE {condition}")

@@ -77,7 +77,8 @@ def detect_format(data: bytes) -> ImportFormat:
         if b'"event"' in head or b'"attribute"' in data[:65536].lower() or b'"response"' in head:
             return ImportFormat.MISP
         raise ParseError("JSON that is neither a STIX 2.1 bundle nor a MISP event")
-    first = next((line for line in head.splitlines() if line.strip() and not line.startswith((b"#", b";"))), b"")
+    lines = (line for line in head.splitlines() if line.strip() and not line.startswith((b"#", b";")))
+    first = next(lines, b"")
     return ImportFormat.CSV if b"," in first else ImportFormat.TEXT
 
 
