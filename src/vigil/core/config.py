@@ -223,6 +223,8 @@ class IntelSettings(BaseModel):
     """Extra event fields to match per indicator type (``ipv4`` also covers ``ipv6``/``cidr``)."""
     feed_check_seconds: float = Field(default=60, gt=0)
     """How often the server looks for feeds due for a pull."""
+    max_import_indicators: int = Field(default=2_000_000, ge=1)
+    """The most indicators one file or feed pull may give (a larger one is refused whole)."""
     max_download_mb: int = Field(default=256, ge=1)
     """The largest feed download accepted."""
     export_max_tlp: str = Field(default="amber+strict", pattern="^(clear|green|amber|amber\\+strict)$")

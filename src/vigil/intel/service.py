@@ -82,7 +82,8 @@ def detect_format(data: bytes) -> ImportFormat:
     return ImportFormat.CSV if b"," in first else ImportFormat.TEXT
 
 
-def parse(data: bytes, fmt: ImportFormat, source: str, *, preset: str | None = None) -> Parsed:
+def parse(data: bytes, fmt: ImportFormat, source: str, *, preset: str | None = None,
+          max_indicators: int = 2_000_000) -> Parsed:
     """Parse ``data`` as ``fmt`` (a ``preset`` names the CSV column mapping)."""
     if fmt is ImportFormat.STIX:
         from vigil.intel.formats.stix import parse_bundle
@@ -101,7 +102,7 @@ def parse(data: bytes, fmt: ImportFormat, source: str, *, preset: str | None = N
                          f"({', '.join(sorted(PRESETS))})")
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r} (use {', '.join(sorted(PRESETS))})")
-    return parse_table(data, PRESETS[name].mapping, source)
+    return parse_table(data, PRESETS[name].mapping, source, max_indicators=max_indicators)
 
 
 def import_bytes(db: StateDB, data: bytes, settings: IntelSettings, *, actor: Principal | str,
@@ -110,7 +111,10 @@ def import_bytes(db: StateDB, data: bytes, settings: IntelSettings, *, actor: Pr
     if not data.strip():
         raise InputError(f"{source}: the file is empty")
     kind = fmt or detect_format(data)
-    parsed = parse(data, kind, source, preset=preset)
+    parsed = parse(data, kind, source, preset=preset, max_indicators=settings.max_import_indicators)
+    if len(parsed.indicators) > settings.max_import_indicators:
+        raise ParseError(f"{source}: more than {settings.max_import_indicators:,} indicators in one file; "
+                         "nothing was imported (split it or raise intel.max_import_indicators)")
     report = ImportReport(kind, len(parsed.indicators), parsed.skipped, list(parsed.problems))
     if parsed.indicators:
         report.result = ingest(db, parsed.indicators, settings, actor=actor, source=source)

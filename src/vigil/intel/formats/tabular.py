@@ -209,10 +209,16 @@ class _Columns:
             self.description, self.name))
 
 
+MAX_INDICATORS = 2_000_000
+"""The most indicators one file may give (a larger list is refused whole, with a clear error,
+rather than filling memory: split it, or raise ``intel.max_import_indicators``)."""
+
+
 def parse_table(lines: Iterable[bytes] | bytes, mapping: ColumnMapping, source: str,
-                *, max_problems: int = 1000) -> Parsed:
+                *, max_problems: int = 1000, max_indicators: int = MAX_INDICATORS) -> Parsed:
     """The indicators of a CSV file or plain list (see the module docs for what is refused)."""
     reader = _TableReader(mapping, source, max_problems)
+    reader.max_indicators = max_indicators
     raw_lines: Iterable[bytes] = io.BytesIO(lines) if isinstance(lines, bytes | bytearray) else lines
     return reader.read(iter(raw_lines))
 
@@ -224,6 +230,7 @@ class _TableReader:
         self.mapping = mapping
         self.source = source
         self.max_problems = max_problems
+        self.max_indicators = MAX_INDICATORS
         self.parsed = Parsed()
         self.line = 0
         self.started = False
@@ -381,6 +388,10 @@ class _TableReader:
             self._problem(error.message)
             return
         for spec, text in values:
+            if len(self.parsed.indicators) >= self.max_indicators:
+                raise ParseError(f"line {self.line}: more than {self.max_indicators:,} indicators in one "
+                                 "file; nothing was imported (split the list or raise "
+                                 "intel.max_import_indicators)")
             try:
                 kind = _guess(text) if spec == AUTO else _kind(spec)
                 self.parsed.indicators.append(make_input(kind, text, self.source, **details))
