@@ -132,7 +132,7 @@ def test_feeds_are_configured_audited_and_never_show_their_secret(state_db: Stat
 
     changed = update_feed(state_db, "abuse-urlhaus", secret="other-key", interval_minutes=120,
                           config={"timeout": None}, actor=ACTOR)
-    assert changed.interval_minutes == 120 and changed.config.timeout == 60
+    assert changed.interval_minutes == 120 and changed.config.timeout is None
     assert "timeout" not in changed.config.to_json()
     unchanged = update_feed(state_db, "abuse-urlhaus", enabled=True, actor=ACTOR)
     assert unchanged.updated_at == changed.updated_at
@@ -485,6 +485,10 @@ def test_a_feed_timing_out(state_db: StateDB, peer: HttpPeer, client: httpx.Clie
     failed = pull(state_db, "slow", client, actor=ACTOR)
     assert failed.status is FeedRunStatus.FAILED
     assert failed.error == f"{url}: timed out after 0.3 s (ReadTimeout)"
+    update_feed(state_db, "slow", config={"timeout": None}, actor=ACTOR)
+    with httpx.Client(timeout=0.2) as impatient:
+        failed = pull(state_db, "slow", impatient, actor=ACTOR)
+    assert failed.error == f"{url}: timed out (ReadTimeout)"
 
 
 def test_the_server_download_limit_applies(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:

@@ -44,7 +44,6 @@ from vigil.intel.formats.tabular import ColumnMapping, parse_table
 from vigil.intel.taxii import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PAGES,
-    DEFAULT_TIMEOUT,
     Credentials,
     Download,
     FeedError,
@@ -97,8 +96,8 @@ class FeedConfig:
 
     max_bytes: int | None = None
     """The largest download (default: the server's ``intel.max_download_mb``)."""
-    timeout: float = DEFAULT_TIMEOUT
-    """Seconds per HTTP request."""
+    timeout: float | None = None
+    """Seconds per HTTP request (default: the timeout of the caller's client)."""
     auth: str | None = None
     """How the secret is sent: ``basic``, ``bearer`` or ``header`` (default: basic for
     ``user:password``, bearer otherwise)."""
