@@ -9,17 +9,20 @@ from typing import Any
 
 import uvicorn
 
+from vigil import __version__
 from vigil.api.app import create_app
 from vigil.app import Vigil
 from vigil.core import logging as vlog
 from vigil.core.metrics import Registry
 from vigil.core.periodic import Periodic
+from vigil.core.timeutil import utcnow
 from vigil.detect.catalog import enabled_compiled
 from vigil.detect.hunt import select_rules
 from vigil.detect.stream import StreamDetector
 from vigil.ingest.listeners import start_syslog
 from vigil.ingest.runtime import IngestRuntime
 from vigil.ingest.spool import Spool
+from vigil.intel.live import IntelMatcher
 from vigil.respond.notifier import Notifier
 
 log = vlog.get("vigil.server")
@@ -39,12 +42,37 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
             reload_seconds=detect.reload_seconds, grouping=vigil.grouping,
             rules=lambda: select_rules(enabled_compiled(vigil.db), detect.min_level,
                                        detect.statuses))
+    if vigil.settings.intel.live_matching:
+        runtime.on_tables = IntelMatcher(
+            vigil.db, vigil.store, vigil.settings.intel, suppress_seconds=detect.suppress_seconds,
+            grouping=vigil.grouping, reload_seconds=detect.reload_seconds)
     runtime.start()
     return runtime
 
 
-def start_background(vigil: Vigil) -> list[Periodic | Notifier]:
-    """The server's background work: case clocks, audit checkpoints, notifications."""
+def _intel_jobs(vigil: Vigil, runtime: IngestRuntime | None) -> list[Periodic]:
+    """Feed pulls when due and retro-hunts of new indicators (when matching runs)."""
+    from vigil.intel import feeds
+
+    intel = vigil.settings.intel
+
+    def pull() -> None:
+        import httpx
+
+        with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True,
+                          headers={"User-Agent": f"Vigil/{__version__}"}) as client:
+            feeds.pull_due(vigil.db, client, utcnow(), settings=intel)
+
+    jobs = [Periodic("intel-feeds", intel.feed_check_seconds, pull, run_at_start=True).start()]
+    matcher = runtime.on_tables if runtime is not None else None
+    if isinstance(matcher, IntelMatcher) and intel.retro_days > 0:
+        jobs.append(Periodic("intel-retro", 60, matcher.retro, run_at_start=True).start())
+    return jobs
+
+
+def start_background(vigil: Vigil, runtime: IngestRuntime | None = None) -> list[Periodic | Notifier]:
+    """The server's background work: case clocks, audit checkpoints, notifications, feed
+    pulls and retro-hunts."""
     from vigil.audit import service as audit
     from vigil.cases import service as cases
     from vigil.cases.policy import Policy
@@ -56,6 +84,7 @@ def start_background(vigil: Vigil) -> list[Periodic | Notifier]:
                  lambda: cases.check_clocks(vigil.db, policy=policy), run_at_start=True).start(),
         Periodic("audit-checkpoint", server.audit_checkpoint_minutes * 60,
                  lambda: audit.checkpoint(vigil.db, vigil.key_folder)).start(),
+        *_intel_jobs(vigil, runtime),
     ]
     if server.notifications:
         notifier = Notifier(vigil.db, vigil.settings.notify)
@@ -67,7 +96,7 @@ def start_background(vigil: Vigil) -> list[Periodic | Notifier]:
 async def serve_async(vigil: Vigil, host: str, port: int) -> None:
     registry = Registry()
     runtime = build_runtime(vigil, registry)
-    background = start_background(vigil)
+    background = start_background(vigil, runtime)
     app = create_app(vigil, runtime, registry)
     settings = vigil.settings.ingest
     handles: list[Any] = []
