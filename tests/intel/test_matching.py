@@ -174,3 +174,19 @@ def test_otrf_recording_through_the_file_ingest_path(vigil: Vigil) -> None:
                                                                   "6910c1c465ef83cc0e95b7c597e1a102")])
     assert retro.hits >= 1 and retro.alerts_created >= 1
     matcher.close()
+
+
+def test_a_false_positive_disposition_becomes_a_sighting(vigil: Vigil, matcher: IntelMatcher) -> None:
+    from vigil.alerts import Disposition
+    from vigil.core.auth import SYSTEM
+    from vigil.intel.feedback import record_false_positives
+
+    _store(vigil, [make_input("ipv4", "45.9.148.3", "feed", confidence=80)])
+    matcher(_batch(vigil, [{"DestinationIp": "45.9.148.3"}]))
+    (alert,) = _alerts(vigil)
+    with vigil.db.session() as session:
+        alerts.close(session, alert.id, SYSTEM, Disposition.FALSE_POSITIVE_DATA, "our own scanner")
+    assert record_false_positives(vigil.db) == 1
+    assert record_false_positives(vigil.db) == 0
+    view = service.get(vigil.db, indicator_id(IndicatorType.IPV4, "45.9.148.3"), vigil.settings.intel)
+    assert view.sightings_false_positive == 1 and view.score < 41

@@ -51,7 +51,8 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
 
 
 def _intel_jobs(vigil: Vigil, runtime: IngestRuntime | None) -> list[Periodic]:
-    """Feed pulls when due and retro-hunts of new indicators (when matching runs)."""
+    """Feed pulls when due, false-positive dispositions of intel alerts fed back as sightings,
+    and retro-hunts of new indicators (when matching runs)."""
     from vigil.intel import feeds
 
     intel = vigil.settings.intel
@@ -63,7 +64,10 @@ def _intel_jobs(vigil: Vigil, runtime: IngestRuntime | None) -> list[Periodic]:
                           headers={"User-Agent": f"Vigil/{__version__}"}) as client:
             feeds.pull_due(vigil.db, client, utcnow(), settings=intel)
 
-    jobs = [Periodic("intel-feeds", intel.feed_check_seconds, pull, run_at_start=True).start()]
+    from vigil.intel.feedback import record_false_positives
+
+    jobs = [Periodic("intel-feeds", intel.feed_check_seconds, pull, run_at_start=True).start(),
+            Periodic("intel-feedback", 60, lambda: record_false_positives(vigil.db)).start()]
     matcher = runtime.on_tables if runtime is not None else None
     if isinstance(matcher, IntelMatcher) and intel.retro_days > 0:
         jobs.append(Periodic("intel-retro", 60, matcher.retro, run_at_start=True).start())
