@@ -19,7 +19,7 @@ import duckdb
 
 from vigil.core.timeutil import to_utc, utcnow
 from vigil.intel.fields import MatchKind, url_host_sql, value_sql
-from vigil.intel.index import SCHEMA, MatchIndex
+from vigil.intel.index import SCHEMA, MatchIndex, naive_utc
 from vigil.store.schema import HOST, ID, TS, quote
 
 MAX_HITS = 1_000_000
@@ -68,7 +68,7 @@ def _observed(relation: str, columns: Mapping[str, str], fields: Mapping[MatchKi
 def _query(parts: list[str], prefixes: Sequence[int], indicators: bool) -> str:
     observed = " UNION ALL ".join(parts)
     scope = f" AND x.indicator IN (SELECT id FROM {SCHEMA}.scope)" if indicators else ""
-    active = "x.active_until > ?::TIMESTAMPTZ AND (x.valid_from IS NULL OR x.valid_from <= ?::TIMESTAMPTZ)"
+    active = "x.active_until > ?::TIMESTAMP AND (x.valid_from IS NULL OR x.valid_from <= ?::TIMESTAMP)"
     sql = (f"WITH o AS ({observed}) "
            f"SELECT x.indicator, o.eid, o.ts, o.host, o.field, o.v FROM o JOIN {SCHEMA}.exact x "
            f"ON x.kind = o.kind AND x.value = o.v WHERE {active}{scope}")
@@ -95,7 +95,7 @@ def match_relation(connection: duckdb.DuckDBPyConnection, index: MatchIndex, rel
     parts = _observed(relation, columns, fields, where)
     if not parts or index.empty:
         return []
-    moment = to_utc(now or utcnow())
+    moment = naive_utc(now or utcnow())
     prefixes = index.prefixes
     args: list[object] = []
     for _ in parts:
