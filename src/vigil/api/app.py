@@ -6,7 +6,20 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from vigil import __version__
-from vigil.api import alerts, audit, auth, cases, errors, events, incidents, ingest, notify, users
+from vigil.api import (
+    alerts,
+    audit,
+    auth,
+    cases,
+    errors,
+    events,
+    incidents,
+    ingest,
+    intel,
+    intel_feeds,
+    notify,
+    users,
+)
 from vigil.api import metrics as kpis
 from vigil.app import Vigil
 from vigil.core.metrics import Registry
@@ -22,7 +35,7 @@ def create_app(vigil: Vigil, runtime: IngestRuntime, registry: Registry) -> Fast
     errors.install(app)
     app.include_router(ingest.router)
     app.include_router(events.router)
-    for module in (alerts, incidents, cases, kpis, auth, users, audit, notify):
+    for module in (alerts, incidents, cases, kpis, auth, users, audit, notify, intel, intel_feeds):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -12,7 +12,21 @@ from typing import Annotated
 import typer
 
 from vigil import __version__
-from vigil.cli import admin, alerts, audit, cases, hunt, ingest, metrics, notify, rules, serve, store, users
+from vigil.cli import (
+    admin,
+    alerts,
+    audit,
+    cases,
+    hunt,
+    ingest,
+    intel,
+    metrics,
+    notify,
+    rules,
+    serve,
+    store,
+    users,
+)
 from vigil.cli.common import State
 from vigil.core.errors import VigilError
 
@@ -57,6 +71,7 @@ metrics.register(app)
 users.register(app)
 audit.register(app)
 notify.register(app)
+intel.register(app)
 serve.register(app)
 
 
