@@ -130,7 +130,8 @@ def show_cmd(ctx: typer.Context, name: Name, as_json: Json = False) -> None:
     if as_json:
         typer.echo(json.dumps(data))
         return
-    rows = [(k, json.dumps(v) if isinstance(v, dict) else "" if v is None else v) for k, v in data.items()]
+    rows = [(k, json.dumps(v) if isinstance(v, dict) else "" if v is None else
+             ("yes" if v else "no") if isinstance(v, bool) else v) for k, v in data.items()]
     render_rows(["field", "value"], rows, "table")
     _print_runs(feeds.feed_runs(vigil.db, name, limit=5), title="last runs")
 
