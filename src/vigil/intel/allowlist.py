@@ -32,6 +32,7 @@ from vigil.core.errors import InputError
 from vigil.intel.types import HASH_TYPES, IndicatorType
 
 MAX_ENTRIES = 2_000_000
+_NETWORKISH = re.compile(r"^(?=.*[.:])[0-9a-fA-F.:/]+$")
 
 
 class ListKind(StrEnum):
@@ -93,6 +94,8 @@ def parse_warninglist(data: Mapping[str, Any], *, origin: str = "warninglist") -
     name, entries = data["name"], data["list"]
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{origin}: the warninglist name must be text")
+    if len(name.strip()) > 200 or len(str(data.get("version") or "")) > 40:
+        raise InputError(f"{origin}: the warninglist name (200 characters) or version (40) is too long")
     try:
         kind = ListKind(str(data["type"]))
     except ValueError:
@@ -117,7 +120,7 @@ def parse_warninglist(data: Mapping[str, Any], *, origin: str = "warninglist") -
 
 def _regex(entry: str, origin: str) -> re.Pattern[str]:
     try:
-        return re.compile(entry.strip("/"), re.IGNORECASE)
+        return re.compile(re.sub(r"^/(.*)/[a-z]*$", r"\1", entry, flags=re.DOTALL), re.IGNORECASE)
     except re.error as exc:
         raise InputError(f"{origin}: invalid regular expression {entry!r}: {exc}") from None
 
@@ -128,8 +131,9 @@ def builtin_lists(own_infrastructure: Sequence[str] = ()) -> list[Warninglist]:
         Warninglist("Vigil: special-use and documentation networks", ListKind.CIDR, RESERVED_NETWORKS),
         Warninglist("Vigil: reserved and documentation names", ListKind.HOSTNAME, RESERVED_NAMES),
     ]
-    networks = [v for v in own_infrastructure if _is_network(v)]
-    names = [v for v in own_infrastructure if not _is_network(v)]
+    own = [v.strip() for v in own_infrastructure if v.strip()]
+    networks = [v for v in own if _is_network(v)]
+    names = [v for v in own if not _is_network(v)]
     if networks:
         lists.append(Warninglist("Vigil: own infrastructure (addresses)", ListKind.CIDR, tuple(networks)))
     if names:
@@ -138,6 +142,8 @@ def builtin_lists(own_infrastructure: Sequence[str] = ()) -> list[Warninglist]:
 
 
 def _is_network(value: str) -> bool:
+    if not _NETWORKISH.match(value.strip()):
+        return False  # cheap test first: a million host names are no networks
     try:
         ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:

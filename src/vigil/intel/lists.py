@@ -77,6 +77,8 @@ def import_allowlist(session: Session, data: bytes, settings: IntelSettings, *,
     except orjson.JSONDecodeError as exc:
         raise InputError(f"{origin}: not JSON: {exc}") from None
     warninglist = parse_warninglist(parsed, origin=origin)
+    if any(w.name == warninglist.name for w in builtin_lists(settings.own_infrastructure)):
+        raise ConflictError(f"{origin}: {warninglist.name!r} is the name of a built-in list")
     row = session.execute(select(Allowlist).where(Allowlist.name == warninglist.name)).scalar_one_or_none()
     before = None if row is None else {"entries": len(orjson.loads(row.entries)), "kind": row.kind}
     if row is None:

@@ -35,11 +35,12 @@ MAX_VALUE = 8192
 _HASH_LENGTHS = {32: IndicatorType.MD5, 40: IndicatorType.SHA1, 64: IndicatorType.SHA256,
                  128: IndicatorType.SHA512}
 _HEX = re.compile(r"^[0-9a-f]+$")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 _DEFANG = (
-    (re.compile(r"^hxxp", re.IGNORECASE), "http"),
     (re.compile(r"^hxxps", re.IGNORECASE), "https"),
+    (re.compile(r"^hxxp", re.IGNORECASE), "http"),
     (re.compile(r"^fxp", re.IGNORECASE), "ftp"),
     (re.compile(r"\[\s*(?:\.|dot)\s*\]|\(\s*(?:\.|dot)\s*\)|\{\s*(?:\.|dot)\s*\}", re.IGNORECASE), "."),
     (re.compile(r"\[\s*(?:@|at)\s*\]|\(\s*(?:@|at)\s*\)|\{\s*(?:@|at)\s*\}", re.IGNORECASE), "@"),
@@ -102,7 +103,7 @@ def domain(value: str) -> str:
 
 def url(value: str) -> str:
     """A URL in canonical form; InputError when it has no host."""
-    text = value.strip()
+    text = value.partition("#")[0].strip()
     if "://" not in text:
         text = "http://" + text
     try:
@@ -125,7 +126,8 @@ def url(value: str) -> str:
         netloc = f"{parts.username or ''}{':' + parts.password if parts.password else ''}@{host}"
     if port is not None and _DEFAULT_PORTS.get(scheme) != port:
         netloc += f":{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    path = parts.path if parts.query else parts.path.rstrip()  # no trailing blank once "?" is gone
+    return urlunsplit((scheme, netloc, path or "/", parts.query, ""))
 
 
 def email(value: str) -> str:
@@ -160,7 +162,10 @@ def canonical(kind: IndicatorType, value: str) -> tuple[IndicatorType, str]:
         raise InputError(f"a {kind.value} value must be text, not {type(value).__name__}")
     if len(value) > MAX_VALUE:
         raise InputError(f"value longer than {MAX_VALUE} characters")
-    text = refang(value) if kind is not IndicatorType.STIX_PATTERN else value.strip()
+    if _UNSTORABLE.search(value):
+        raise InputError(f"a {kind.value} value cannot hold a NUL character or an unpaired surrogate")
+    verbatim = kind in (IndicatorType.STIX_PATTERN, IndicatorType.USER_AGENT, IndicatorType.FILENAME)
+    text = value.strip() if verbatim else refang(value)  # "(at)" in a user agent is no defanging
     if not text:
         raise InputError(f"empty {kind.value} value")
     if kind in (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR):
@@ -187,6 +192,8 @@ def canonical(kind: IndicatorType, value: str) -> tuple[IndicatorType, str]:
 def guess_type(value: str) -> IndicatorType:
     """The type of a bare value (a line of a plain list): IP, CIDR, hash, e-mail, URL or
     domain; :class:`InputError` when it is none of them."""
+    if not isinstance(value, str):
+        raise InputError(f"a value must be text, not {type(value).__name__}")
     text = refang(value)
     if not text:
         raise InputError("empty value")
@@ -211,7 +218,7 @@ def make_input(kind: IndicatorType | str, value: str, source: str, **details: An
     """An :class:`IndicatorInput` in canonical form (``details`` are its other fields).
 
     A simple indicator's only observable is itself, unless ``observables`` is given (a STIX
-    pattern's values). Confidence is clamped to 0–100; ``labels``, ``attack`` and ``malware``
+    pattern's values). Confidence is clamped to 0-100; ``labels``, ``attack`` and ``malware``
     are deduplicated. :class:`InputError` when the value is not of the type.
     """
     kind = IndicatorType.parse(kind) if isinstance(kind, str) else kind

@@ -139,8 +139,10 @@ def search(session: Session, value: str, policy: DecayPolicy, *,
     try:
         keys = lookup_keys(value, kind)
     except InputError:
+        if "\x00" in value:
+            return []  # nothing stored holds a NUL (and PostgreSQL refuses it in a query)
         rows = session.execute(select(Indicator).where(or_(
-            Indicator.name.contains(value), Indicator.value == value.strip())).order_by(
+            Indicator.name.contains(value, autoescape=True), Indicator.value == value.strip())).order_by(
             Indicator.id).limit(min(limit, MAX_PAGE))).scalars().all()
         return views(session, list(rows), policy)
     match = or_(*(and_(IndicatorObservable.type == t, IndicatorObservable.value == v) for t, v in keys))
@@ -163,7 +165,7 @@ def _filtered(query: Select[Indicator], wanted: IndicatorFilter, now: datetime) 
         allowed = [t.value for t in TLP if t.rank <= wanted.max_tlp.rank]
         query = query.where(or_(Indicator.tlp.is_(None), Indicator.tlp.in_(allowed)))
     if wanted.label:
-        query = query.where(Indicator.labels.contains(orjson.dumps(wanted.label).decode()))
+        query = query.where(Indicator.labels.contains(orjson.dumps(wanted.label).decode(), autoescape=True))
     if not wanted.include_allowlisted or wanted.active_only:
         query = query.where(Indicator.allowlisted.is_(None))
     if wanted.active_only:
