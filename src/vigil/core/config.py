@@ -219,6 +219,16 @@ class IntelSettings(BaseModel):
     """Decay lifetimes per family (``network``, ``domain``, ``file``, ``default``)."""
     decay_speed: dict[str, float] = Field(default_factory=dict)
     """Decay speeds per family (higher: the score holds longer, then drops faster)."""
+
+    @field_validator("lifetime_days", "decay_speed")
+    @classmethod
+    def _decay_families(cls, value: dict[str, float]) -> dict[str, float]:
+        for family, number in value.items():
+            if family not in ("network", "domain", "file", "default"):
+                raise ValueError(f"unknown decay family {family!r} (use network, domain, file, default)")
+            if not number > 0:
+                raise ValueError(f"{family}: must be greater than 0")
+        return value
     fields: dict[str, list[str]] = Field(default_factory=dict)
     """Extra event fields to match per indicator type (``ipv4`` also covers ``ipv6``/``cidr``)."""
     feed_check_seconds: float = Field(default=60, gt=0)

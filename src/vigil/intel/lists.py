@@ -7,13 +7,14 @@ no longer matched or exported, and a value released is again; the change is audi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from vigil.audit.service import record
@@ -52,13 +53,33 @@ def _view(row: Allowlist) -> AllowlistView:
                          row.description, row.version, to_utc(row.created_at))
 
 
+_CACHE: dict[tuple[object, ...], AllowlistSet] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def active_lists(session: Session, settings: IntelSettings) -> AllowlistSet:
-    """The built-in lists (unless switched off) and every enabled stored list."""
+    """The built-in lists (unless switched off) and every enabled stored list.
+
+    Building the set from large lists (a million top sites) takes seconds, so it is kept per
+    process and rebuilt only when the stored lists change (their ids, names, sizes and
+    switches, read in one small query) or the settings do."""
+    stamp = session.execute(select(Allowlist.id, Allowlist.name, Allowlist.enabled,
+                                   func.length(Allowlist.entries), Allowlist.version).order_by(
+        Allowlist.id)).all()
+    key = (settings.builtin_allowlists, tuple(settings.own_infrastructure), tuple(tuple(r) for r in stamp))
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+    if found is not None:
+        return found
     lists = builtin_lists(settings.own_infrastructure) if settings.builtin_allowlists else []
     rows = session.execute(select(Allowlist).where(Allowlist.enabled.is_(True)).order_by(
         Allowlist.name)).scalars()
     lists.extend(_warninglist(r) for r in rows)
-    return AllowlistSet(lists)
+    built = AllowlistSet(lists)
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _CACHE[key] = built
+    return built
 
 
 def list_allowlists(session: Session, settings: IntelSettings) -> list[AllowlistView]:

@@ -19,16 +19,16 @@ depends_on = None
 _TZ = sa.DateTime(timezone=True)
 
 
-def _indicator_ref() -> sa.Column[str]:
+def _indicator_ref(table: str) -> sa.Column[str]:
     return sa.Column("indicator_id", sa.String(36), sa.ForeignKey(
-        "intel_indicators.id", ondelete="CASCADE",
-        ), nullable=False)
+        "intel_indicators.id", ondelete="CASCADE", name=f"fk_{table}_indicator_id_intel_indicators"),
+        nullable=False)
 
 
 def upgrade() -> None:
     op.create_table(
         "intel_indicators",
-        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("id", sa.String(36), nullable=False),
         sa.Column("type", sa.String(16), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("pattern", sa.Text()),
@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("stix", sa.Text()),
         sa.Column("created_at", _TZ, nullable=False),
         sa.Column("updated_at", _TZ, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_intel_indicators"),
         sa.UniqueConstraint("type", "value", name="uq_intel_indicators_type_value"),
     )
     op.create_index("ix_intel_indicators_updated_at", "intel_indicators", ["updated_at"])
@@ -62,7 +63,7 @@ def upgrade() -> None:
     op.create_index("ix_intel_indicators_last_seen", "intel_indicators", ["last_seen"])
     op.create_table(
         "intel_observables",
-        _indicator_ref(),
+        _indicator_ref("intel_observables"),
         sa.Column("type", sa.String(16), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("indicator_id", "type", "value", name="pk_intel_observables"),
@@ -70,7 +71,7 @@ def upgrade() -> None:
     op.create_index("ix_intel_observables_type_value", "intel_observables", ["type", "value"])
     op.create_table(
         "intel_sources",
-        _indicator_ref(),
+        _indicator_ref("intel_sources"),
         sa.Column("source", sa.String(200), nullable=False),
         sa.Column("first_seen", _TZ, nullable=False),
         sa.Column("last_seen", _TZ, nullable=False),
@@ -82,7 +83,7 @@ def upgrade() -> None:
     op.create_table(
         "intel_sightings",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        _indicator_ref(),
+        _indicator_ref("intel_sightings"),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("at", _TZ, nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
