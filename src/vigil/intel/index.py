@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,18 @@ def _text_time(column: InstrumentedAttribute[Any], dialect: str) -> ColumnElemen
     return cast(column, String)
 
 
+@dataclass(frozen=True, slots=True)
+class IndexView:
+    """What one matching run joins with: the whole index, or the part of it that belongs to
+    some indicators (a retro-hunt of new indicators joins with only theirs)."""
+
+    exact: str
+    net4: str
+    prefixes: tuple[int, ...]
+    net6: tuple[Net6, ...]
+    size: int
+
+
 class MatchIndex:
     """The active observables of one state database, in one DuckDB instance."""
 
@@ -99,6 +112,28 @@ class MatchIndex:
 
     def ipv6_networks(self) -> list[Net6]:
         return [item for items in self._net6.values() for item in items]
+
+    def view(self) -> IndexView:
+        """The whole index."""
+        return IndexView(f"{SCHEMA}.exact", f"{SCHEMA}.net4", self.prefixes,
+                         tuple(self.ipv6_networks()), self.size)
+
+    def scoped(self, ids: Sequence[str]) -> IndexView:
+        """The part of the index that belongs to the indicators ``ids`` (copied into small
+        tables, so that the join is probed against thousands of values, not millions)."""
+        with self._lock:
+            self._run(f"CREATE OR REPLACE TABLE {SCHEMA}.scope AS SELECT unnest(?::VARCHAR[]) AS id",
+                      [list(ids)])
+            for table in ("exact", "net4"):
+                self._run(f"CREATE OR REPLACE TABLE {SCHEMA}.scope_{table} AS SELECT * FROM {SCHEMA}.{table} "
+                          f"WHERE indicator IN (SELECT id FROM {SCHEMA}.scope)")
+            prefixes = tuple(int(str(p)) for (p,) in self._run(
+                f"SELECT DISTINCT prefix FROM {SCHEMA}.scope_net4 ORDER BY 1"))
+            size = sum(int(str(self._run(f"SELECT count(*) FROM {SCHEMA}.scope_{t}")[0][0]))
+                       for t in ("exact", "net4"))
+            wanted = set(ids)
+            net6 = tuple(n for key, items in self._net6.items() if key in wanted for n in items)
+        return IndexView(f"{SCHEMA}.scope_exact", f"{SCHEMA}.scope_net4", prefixes, net6, size + len(net6))
 
     def refresh(self, *, force: bool = False) -> bool:
         """Reload what changed since the last load; returns whether anything was reloaded."""

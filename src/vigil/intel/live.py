@@ -39,7 +39,7 @@ from vigil.intel import lists, reading
 from vigil.intel.allowlist import AllowlistSet
 from vigil.intel.decay import DecayPolicy
 from vigil.intel.fields import MatchKind, field_map
-from vigil.intel.index import SCHEMA, MatchIndex
+from vigil.intel.index import MatchIndex
 from vigil.intel.matching import Hit, match_relation
 from vigil.intel.models import Indicator, Meta, Sighting
 from vigil.intel.types import IndicatorType, IndicatorView
@@ -132,7 +132,7 @@ class IntelMatcher:
         self._conn.register(name, table)
         try:
             columns = {c.lower(): c for c in table.column_names}
-            return match_relation(self._conn, self.index, quote(name), columns, self.fields,
+            return match_relation(self._conn, self.index.view(), quote(name), columns, self.fields,
                                   source.partition)
         finally:
             self._conn.unregister(name)
@@ -151,15 +151,14 @@ class IntelMatcher:
             if (scope is not None and not scope) or window <= 0 or self.index.empty:
                 self._mark(moment)
                 return result
-            self._conn.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.scope AS "
-                               "SELECT unnest(?::VARCHAR[]) AS id", [list(scope or [])]).fetchall()
+            view = self.index.view() if scope is None else self.index.scoped(scope)
             since = moment - timedelta(days=window)
             hits: list[Hit] = []
             for info in self.store.partitions():
                 columns = self.store.columns(info.partition)
-                hits.extend(match_relation(self._conn, self.index, quote(info.table), columns,
+                hits.extend(match_relation(self._conn, view, quote(info.table), columns,
                                            self.fields, info.partition, where=f"{quote(TS)} >= ?",
-                                           params=[since], scoped=scope is not None))
+                                           params=[since]))
             self._record(hits, result, retro=True)
             self._mark(moment)
             result.seconds = time.perf_counter() - started

@@ -19,7 +19,7 @@ import duckdb
 
 from vigil.core.timeutil import to_utc, utcnow
 from vigil.intel.fields import MatchKind, url_host_sql, value_sql
-from vigil.intel.index import SCHEMA, MatchIndex, naive_utc
+from vigil.intel.index import IndexView, naive_utc
 from vigil.store.schema import HOST, ID, TS, quote
 
 MAX_HITS = 1_000_000
@@ -65,13 +65,13 @@ def _observed(relation: str, columns: Mapping[str, str], fields: Mapping[MatchKi
     return parts
 
 
-def _query(parts: list[str], prefixes: Sequence[int], indicators: bool) -> str:
+def _query(parts: list[str], index: IndexView) -> str:
     observed = " UNION ALL ".join(parts)
-    scope = f" AND x.indicator IN (SELECT id FROM {SCHEMA}.scope)" if indicators else ""
+    prefixes = index.prefixes
     active = "x.active_until > ?::TIMESTAMP AND (x.valid_from IS NULL OR x.valid_from <= ?::TIMESTAMP)"
     sql = (f"WITH o AS ({observed}) "
-           f"SELECT x.indicator, o.eid, o.ts, o.host, o.field, o.v FROM o JOIN {SCHEMA}.exact x "
-           f"ON x.kind = o.kind AND x.value = o.v WHERE {active}{scope}")
+           f"SELECT x.indicator, o.eid, o.ts, o.host, o.field, o.v FROM o JOIN {index.exact} x "
+           f"ON x.kind = o.kind AND x.value = o.v WHERE {active}")
     if prefixes:
         masks = ", ".join(str(p) for p in prefixes)
         sql += (f" UNION ALL SELECT x.indicator, a.eid, a.ts, a.host, a.field, a.v FROM ("
@@ -80,20 +80,20 @@ def _query(parts: list[str], prefixes: Sequence[int], indicators: bool) -> str:
                 f"lambda acc, s: acc * 256 + s) AS num FROM o "
                 f"WHERE o.kind = 'ip' AND regexp_matches(o.v, '{_IPV4}') "
                 f"AND list_bool_and(list_transform(string_split(v, '.'), lambda s: s::UBIGINT < 256))) a "
-                f"JOIN {SCHEMA}.net4 x ON x.prefix = a.prefix "
-                f"AND x.network = (a.num >> (32 - a.prefix)) << (32 - a.prefix) WHERE {active}{scope}")
+                f"JOIN {index.net4} x ON x.prefix = a.prefix "
+                f"AND x.network = (a.num >> (32 - a.prefix)) << (32 - a.prefix) WHERE {active}")
     return sql + f" LIMIT {MAX_HITS}"
 
 
-def match_relation(connection: duckdb.DuckDBPyConnection, index: MatchIndex, relation: str,
+def match_relation(connection: duckdb.DuckDBPyConnection, index: IndexView, relation: str,
                    columns: Mapping[str, str], fields: Mapping[MatchKind, Sequence[str]], partition: str,
-                   *, where: str = "", params: Sequence[object] = (), scoped: bool = False,
+                   *, where: str = "", params: Sequence[object] = (),
                    now: datetime | None = None) -> list[Hit]:
     """The hits in ``relation`` (a table or view name) whose columns are ``columns`` (lower-case
-    name → actual name). ``where`` narrows the events (with ``params``); ``scoped`` keeps only
-    the indicators in ``vigil_intel.scope`` (a retro-hunt of new indicators)."""
+    name → actual name), against ``index`` (the whole index or a scoped part of it). ``where``
+    narrows the events (with ``params``)."""
     parts = _observed(relation, columns, fields, where)
-    if not parts or index.empty:
+    if not parts or not index.size:
         return []
     moment = naive_utc(now or utcnow())
     prefixes = index.prefixes
@@ -103,16 +103,16 @@ def match_relation(connection: duckdb.DuckDBPyConnection, index: MatchIndex, rel
     args.extend([moment, moment])
     if prefixes:
         args.extend([moment, moment])
-    rows = connection.execute(_query(parts, prefixes, scoped), args).fetchall()
+    rows = connection.execute(_query(parts, index), args).fetchall()
     hits = [Hit(r[0], r[1], to_utc(r[2]), r[3], r[4], r[5], partition) for r in rows]
     hits.extend(_ipv6_hits(connection, index, relation, columns, fields, partition, where, params, moment))
     return hits
 
 
-def _ipv6_hits(connection: duckdb.DuckDBPyConnection, index: MatchIndex, relation: str,
+def _ipv6_hits(connection: duckdb.DuckDBPyConnection, index: IndexView, relation: str,
                columns: Mapping[str, str], fields: Mapping[MatchKind, Sequence[str]], partition: str,
                where: str, params: Sequence[object], now: datetime) -> list[Hit]:
-    networks = [n for n in index.ipv6_networks() if n[2] > now and (n[3] is None or n[3] <= now)]
+    networks = [n for n in index.net6 if n[2] > now and (n[3] is None or n[3] <= now)]
     if not networks:
         return []
     parts = [p for p in _observed(relation, columns, {MatchKind.IP: fields.get(MatchKind.IP, ())}, where)]
