@@ -65,24 +65,31 @@ def _observed(relation: str, columns: Mapping[str, str], fields: Mapping[MatchKi
     return parts
 
 
-def _query(parts: list[str], index: IndexView) -> str:
-    observed = " UNION ALL ".join(parts)
-    prefixes = index.prefixes
-    active = "x.active_until > ?::TIMESTAMP AND (x.valid_from IS NULL OR x.valid_from <= ?::TIMESTAMP)"
-    sql = (f"WITH o AS ({observed}) "
-           f"SELECT x.indicator, o.eid, o.ts, o.host, o.field, o.v FROM o JOIN {index.exact} x "
-           f"ON x.kind = o.kind AND x.value = o.v WHERE {active}")
-    if prefixes:
-        masks = ", ".join(str(p) for p in prefixes)
-        sql += (f" UNION ALL SELECT x.indicator, a.eid, a.ts, a.host, a.field, a.v FROM ("
-                f"SELECT eid, ts, host, field, v, unnest([{masks}]) AS prefix, "
-                f"list_reduce(list_transform(string_split(v, '.'), lambda s: s::UBIGINT), "
-                f"lambda acc, s: acc * 256 + s) AS num FROM o "
-                f"WHERE o.kind = 'ip' AND regexp_matches(o.v, '{_IPV4}') "
-                f"AND list_bool_and(list_transform(string_split(v, '.'), lambda s: s::UBIGINT < 256))) a "
-                f"JOIN {index.net4} x ON x.prefix = a.prefix "
-                f"AND x.network = (a.num >> (32 - a.prefix)) << (32 - a.prefix) WHERE {active}")
-    return sql + f" LIMIT {MAX_HITS}"
+_ACTIVE = "x.active_until > ?::TIMESTAMP AND (x.valid_from IS NULL OR x.valid_from <= ?::TIMESTAMP)"
+
+
+def _exact_query(parts: list[str], index: IndexView) -> str:
+    """Every observed value joined with the exact index."""
+    return (f"WITH o AS ({' UNION ALL '.join(parts)}) "
+            f"SELECT x.indicator, o.eid, o.ts, o.host, o.field, o.v FROM o JOIN {index.exact} x "
+            f"ON x.kind = o.kind AND x.value = o.v WHERE {_ACTIVE} LIMIT {MAX_HITS}")
+
+
+def _network_query(parts: list[str], index: IndexView) -> str:
+    """Every observed IPv4 address, masked once per prefix length present, joined with the
+    network index. (A separate statement: DuckDB 2.0 stalls on one statement that reads a CTE
+    from both sides of a UNION ALL under a LIMIT.)"""
+    masks = ", ".join(str(p) for p in index.prefixes)
+    octets = "string_split(v, '.')"
+    return (f"WITH o AS ({' UNION ALL '.join(parts)}) "
+            f"SELECT x.indicator, a.eid, a.ts, a.host, a.field, a.v FROM ("
+            f"SELECT eid, ts, host, field, v, unnest([{masks}]) AS prefix, "
+            f"list_reduce(list_transform({octets}, lambda s: s::UBIGINT), "
+            f"lambda acc, s: acc * 256 + s) AS num "
+            f"FROM o WHERE regexp_matches(v, '{_IPV4}') "
+            f"AND list_bool_and(list_transform({octets}, lambda s: s::UBIGINT < 256))) a "
+            f"JOIN {index.net4} x ON x.prefix = a.prefix "
+            f"AND x.network = (a.num >> (32 - a.prefix)) << (32 - a.prefix) WHERE {_ACTIVE} LIMIT {MAX_HITS}")
 
 
 def match_relation(connection: duckdb.DuckDBPyConnection, index: IndexView, relation: str,
@@ -96,14 +103,13 @@ def match_relation(connection: duckdb.DuckDBPyConnection, index: IndexView, rela
     if not parts or not index.size:
         return []
     moment = naive_utc(now or utcnow())
-    prefixes = index.prefixes
-    args: list[object] = []
-    for _ in parts:
-        args.extend(params)
-    args.extend([moment, moment])
-    if prefixes:
-        args.extend([moment, moment])
-    rows = connection.execute(_query(parts, index), args).fetchall()
+    rows = connection.execute(_exact_query(parts, index),
+                              [p for _ in parts for p in params] + [moment, moment]).fetchall()
+    if index.prefixes:
+        addresses = _observed(relation, columns, {MatchKind.IP: fields.get(MatchKind.IP, ())}, where)
+        if addresses:
+            rows += connection.execute(_network_query(addresses, index),
+                                       [p for _ in addresses for p in params] + [moment, moment]).fetchall()
     hits = [Hit(r[0], r[1], to_utc(r[2]), r[3], r[4], r[5], partition) for r in rows]
     hits.extend(_ipv6_hits(connection, index, relation, columns, fields, partition, where, params, moment))
     return hits
