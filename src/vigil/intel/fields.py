@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 from vigil.intel.types import HASH_TYPES, IndicatorType
-from vigil.store.schema import quote
 
 
 class MatchKind(StrEnum):
@@ -107,9 +106,9 @@ def suffixes_sql(expression: str) -> str:
             f"lambda i: array_to_string({parts}[i + 1:], '.')))")
 
 
-def value_sql(kind: MatchKind, name: str) -> tuple[str, bool]:
-    """The SQL of a column's comparable value(s), and whether it yields a list to unnest."""
-    column = quote(name)
+def value_sql(kind: MatchKind, column: str) -> tuple[str, bool]:
+    """The SQL of the comparable value(s) of an expression (a quoted column, or ``raw``), and
+    whether it yields a list to unnest."""
     if kind is MatchKind.IP:
         return f"regexp_replace(lower(trim({column})), '^::ffff:', '')", False
     if kind is MatchKind.DOMAIN:
@@ -125,8 +124,7 @@ def value_sql(kind: MatchKind, name: str) -> tuple[str, bool]:
     return f"trim({column})", False
 
 
-def url_host_sql(name: str) -> str:
-    """The host of a URL column, with its parent names (a domain indicator matches URLs)."""
-    column = quote(name)
+def url_host_sql(column: str) -> str:
+    """The host of a URL expression, with its parent names (a domain indicator matches URLs)."""
     host = f"lower(regexp_extract({column}, '^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#@]+)', 1))"
     return suffixes_sql(host)

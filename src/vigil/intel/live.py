@@ -40,7 +40,7 @@ from vigil.intel.allowlist import AllowlistSet
 from vigil.intel.decay import DecayPolicy
 from vigil.intel.fields import MatchKind, field_map
 from vigil.intel.index import MatchIndex
-from vigil.intel.matching import Hit, match_relation
+from vigil.intel.matching import Hit, Relation, match_relations
 from vigil.intel.models import Indicator, Meta, Sighting
 from vigil.intel.types import IndicatorType, IndicatorView
 from vigil.intel.writing import chunks
@@ -118,24 +118,26 @@ class IntelMatcher:
             result = MatchResult()
             if self.index.empty:
                 return result
-            hits: list[Hit] = []
-            for source, table in tables.items():
-                result.events += table.num_rows
-                hits.extend(self._match_table(source, table))
+            result.events = sum(t.num_rows for t in tables.values())
+            hits = self._match_tables(tables)
             self._record(hits, result, retro=False)
             result.seconds = time.perf_counter() - started
             self._total(result)
             return result
 
-    def _match_table(self, source: LogSource, table: pa.Table) -> list[Hit]:
-        name = f"_intel_batch_{next(_names)}"
-        self._conn.register(name, table)
+    def _match_tables(self, tables: Mapping[LogSource, pa.Table]) -> list[Hit]:
+        """Every table of the batch registered, then matched in one go."""
+        relations: list[Relation] = []
         try:
-            columns = {c.lower(): c for c in table.column_names}
-            return match_relation(self._conn, self.index.view(), quote(name), columns, self.fields,
-                                  source.partition)
+            for source, table in tables.items():
+                name = f"_intel_batch_{next(_names)}"
+                self._conn.register(name, table)
+                relations.append(Relation(quote(name), {c.lower(): c for c in table.column_names},
+                                          source.partition))
+            return match_relations(self._conn, self.index.view(), relations, self.fields)
         finally:
-            self._conn.unregister(name)
+            for relation in relations:
+                self._conn.unregister(relation.name.strip('"'))
 
     def retro(self, *, days: int | None = None, indicator_ids: Sequence[str] | None = None,
               since_last: bool = True) -> MatchResult:
@@ -153,12 +155,10 @@ class IntelMatcher:
                 return result
             view = self.index.view() if scope is None else self.index.scoped(scope)
             since = moment - timedelta(days=window)
-            hits: list[Hit] = []
-            for info in self.store.partitions():
-                columns = self.store.columns(info.partition)
-                hits.extend(match_relation(self._conn, view, quote(info.table), columns,
-                                           self.fields, info.partition, where=f"{quote(TS)} >= ?",
-                                           params=[since]))
+            relations = [Relation(quote(info.table), self.store.columns(info.partition), info.partition)
+                         for info in self.store.partitions()]
+            hits = match_relations(self._conn, view, relations, self.fields, where=f"{quote(TS)} >= ?",
+                                   params=[since])
             self._record(hits, result, retro=True)
             self._mark(moment)
             result.seconds = time.perf_counter() - started
