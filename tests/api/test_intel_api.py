@@ -4,16 +4,17 @@ round trips, allowlists, feeds, and bad input (400 or 413, never a 500, nothing 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from helpers import free_port, server
+from intel.factories import GREEN_MARKING as GREEN
+from intel.factories import RED_MARKING as RED
+from intel.factories import recent_indicator, stix_bundle
 from vigil.api.intel import IndicatorOut, IndicatorPage
 from vigil.app import Vigil
 from vigil.core.auth import SYSTEM, Role
@@ -21,8 +22,6 @@ from vigil.core.config import load_settings
 from vigil.core.timeutil import utcnow
 from vigil.people import tokens
 
-GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
-RED = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
 MAX_BODY = 65_536
 FIREWALL = "firewall"
 """The key of the service token scoped to ``intel:export`` alone."""
@@ -52,19 +51,12 @@ class Api:
         return int(self.ok("GET", "/stats").json()["indicators"])
 
 
-def _stamp(days_ago: float = 0) -> str:
-    return (utcnow() - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def bundle(*items: tuple[str, str, str]) -> bytes:
     """A STIX 2.1 bundle of indicators given as (uuid suffix, pattern, marking)."""
-    objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{suffix}",
-                "created": _stamp(2), "modified": _stamp(1), "name": f"api {suffix[-4:]}",
-                "pattern": pattern, "pattern_type": "stix", "valid_from": _stamp(2),
-                "confidence": 90, "labels": ["c2"], "object_marking_refs": [marking]}
+    objects = [recent_indicator(f"indicator--{suffix}", pattern, marking, name=f"api {suffix[-4:]}",
+                                confidence=90)
                for suffix, pattern, marking in items]
-    return json.dumps({"type": "bundle", "id": "bundle--7d1c2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
-                       "objects": objects}).encode()
+    return stix_bundle(*objects, bundle_id="bundle--7d1c2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f")
 
 
 @pytest.fixture(scope="module")

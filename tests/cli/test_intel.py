@@ -10,35 +10,27 @@ from datetime import timedelta
 from pathlib import Path
 
 from helpers import Run, assert_user_error, free_port, ok, run_vigil, server
+from intel.factories import GREEN_MARKING, RED_MARKING, recent_indicator, stix_bundle
 from vigil.core.timeutil import utcnow
 
-GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
-RED = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
 C2_ID = "indicator--6f0ab0a4-6c9e-4d3a-9a57-2b3a3f4e6b11"
 DOMAIN_ID = "indicator--0d0c0f63-1c7e-4a52-8f0f-5b2a7e4c9d22"
 SECRET_ID = "indicator--9b8e7a61-3d2c-4b1a-8e9f-0a1b2c3d4e33"
 
 
-def _stamp(days_ago: float = 0) -> str:
-    return (utcnow() - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _indicator(stix_id: str, pattern: str, marking: str, name: str) -> dict[str, object]:
-    return {"type": "indicator", "spec_version": "2.1", "id": stix_id, "created": _stamp(2),
-            "modified": _stamp(1), "name": name, "pattern": pattern, "pattern_type": "stix",
-            "valid_from": _stamp(2), "confidence": 85, "labels": ["c2"],
-            "indicator_types": ["malicious-activity"], "object_marking_refs": [marking]}
+    return recent_indicator(stix_id, pattern, marking, name=name, confidence=85,
+                            indicator_types=["malicious-activity"])
 
 
 def write_bundle(folder: Path) -> Path:
     """A STIX 2.1 bundle: a C2 address and a domain (TLP:GREEN), an address marked TLP:RED."""
-    bundle = {"type": "bundle", "id": "bundle--3a2d1c0b-9e8f-4a7b-8c6d-5e4f3a2b1c00", "objects": [
-        _indicator(C2_ID, "[ipv4-addr:value = '45.9.148.3']", GREEN, "QakBot C2"),
-        _indicator(DOMAIN_ID, "[domain-name:value = 'evil-c2.ru']", GREEN, "QakBot domain"),
-        _indicator(SECRET_ID, "[ipv4-addr:value = '91.240.118.50']", RED, "Partner-only C2"),
-    ]}
     path = folder / "bundle.json"
-    path.write_text(json.dumps(bundle), encoding="utf-8")
+    path.write_bytes(stix_bundle(
+        _indicator(C2_ID, "[ipv4-addr:value = '45.9.148.3']", GREEN_MARKING, "QakBot C2"),
+        _indicator(DOMAIN_ID, "[domain-name:value = 'evil-c2.ru']", GREEN_MARKING, "QakBot domain"),
+        _indicator(SECRET_ID, "[ipv4-addr:value = '91.240.118.50']", RED_MARKING, "Partner-only C2"),
+        bundle_id="bundle--3a2d1c0b-9e8f-4a7b-8c6d-5e4f3a2b1c00"))
     return path
 
 

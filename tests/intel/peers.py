@@ -32,6 +32,7 @@ import contextlib
 import copy
 import hashlib
 import http.server
+import socketserver
 import threading
 import time
 import uuid
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import flask
@@ -48,6 +49,8 @@ from medallion.backends.memory_backend import MemoryBackend
 from medallion.common import create_resource
 from medallion.exceptions import BackendError, ProcessingError
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from intel.factories import stix_indicator, stix_time
 
 TAXII = "application/taxii+json;version=2.1"
 STIX = "application/stix+json;version=2.1"
@@ -72,17 +75,13 @@ def sha256_of(seed: str) -> str:
 
 def indicators(count: int, *, first: int = 0, prefix: str = "ioc") -> list[dict[str, Any]]:
     """``count`` STIX 2.1 indicators, each a distinct SHA-256 (values no allowlist covers)."""
-    made = []
+    made: list[dict[str, Any]] = []
     for number in range(first, first + count):
-        digest = sha256_of(f"{prefix}-{number}")
-        created = stamp(START + timedelta(seconds=number))[:-4] + "Z"
-        made.append({
-            "type": "indicator", "spec_version": "2.1",
-            "id": f"indicator--{uuid.uuid5(NAMESPACE, f'{prefix}-{number}')}",
-            "created": created, "modified": created, "valid_from": created,
-            "name": f"{prefix} sample {number}", "indicator_types": ["malicious-activity"],
-            "pattern": f"[file:hashes.'SHA-256' = '{digest}']", "pattern_type": "stix",
-        })
+        seed = f"{prefix}-{number}"
+        made.append(stix_indicator(f"indicator--{uuid.uuid5(NAMESPACE, seed)}",
+                                   f"[file:hashes.'SHA-256' = '{sha256_of(seed)}']",
+                                   stix_time(START + timedelta(seconds=number)),
+                                   name=f"{prefix} sample {number}", indicator_types=["malicious-activity"]))
     return made
 
 
@@ -186,12 +185,34 @@ class IndexedBackend(QuietMemoryBackend):
 Intercept = Callable[[flask.Request], flask.Response | None]
 
 
+class _Served:
+    """A peer whose server answers on a daemon thread until :meth:`close` or the end of a
+    ``with`` block."""
+
+    def _serve(self, server: socketserver.BaseServer, name: str) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
 
-class TaxiiPeer:
+class TaxiiPeer(_Served):
     """Medallion on 127.0.0.1 with one API root and one collection (see the module doc)."""
 
     def __init__(self, *, users: Mapping[str, str] | None = None, page_size: int = 1000,
@@ -222,9 +243,7 @@ class TaxiiPeer:
         self.data["/discovery"].update(api_roots=[self.api_root_url], default=self.api_root_url)
         self.collection_url = f"{self.api_root_url}collections/{COLLECTION_ID}/"
         self.objects_url = f"{self.collection_url}objects/"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="taxii-peer",
-                                        daemon=True)
-        self._thread.start()
+        self._serve(self.server, "taxii-peer")
 
     def _app(self, page_size: int) -> flask.Flask:
         app = flask.Flask("vigil-taxii-peer")
@@ -272,18 +291,6 @@ class TaxiiPeer:
     def size(self) -> int:
         return len(self.collection["objects"])
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> TaxiiPeer:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
 
 def taxii_response(status: int, body: bytes | str, content_type: str = TAXII) -> flask.Response:
     """A canned response for :attr:`TaxiiPeer.intercept`."""
@@ -316,7 +323,7 @@ class Seen:
     headers: dict[str, str]
 
 
-class HttpPeer:
+class HttpPeer(_Served):
     """A threaded HTTP server on 127.0.0.1 serving :attr:`routes` (see the module doc)."""
 
     def __init__(self, routes: Mapping[str, Route] | None = None) -> None:
@@ -337,9 +344,7 @@ class HttpPeer:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="http-peer",
-                                        daemon=True)
-        self._thread.start()
+        self._serve(self.server, "http-peer")
 
     def serve(self, path: str, body: bytes | str, *, status: int = 200,
               content_type: str = "application/octet-stream", etag: bool | str = False,
@@ -389,15 +394,3 @@ class HttpPeer:
         handler.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             handler.wfile.write(body)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> HttpPeer:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -15,6 +15,7 @@ import pytest
 from pymisp import MISPEvent, MISPOrganisation
 from sqlalchemy import func, select, update
 
+from intel.factories import stix_bundle
 from intel.peers import HttpPeer, indicators, sha256_of
 from vigil.audit.models import AuditRecord
 from vigil.core.config import IntelSettings
@@ -63,11 +64,6 @@ def values(db: StateDB, source: str) -> set[str]:
 def indicator_count(db: StateDB) -> int:
     with db.session() as session:
         return int(session.scalar(select(func.count()).select_from(Indicator)) or 0)
-
-
-def bundle(objects: list[dict[str, object]]) -> bytes:
-    return orjson.dumps({"type": "bundle", "id": "bundle--6b7a1f0e-8d6c-4f3e-9a51-0c1b2d3e4f50",
-                         "objects": objects})
 
 
 def hashes(count: int, first: int = 0, prefix: str = "ioc") -> set[str]:
@@ -196,7 +192,7 @@ def test_names_are_unique_and_checked(state_db: StateDB) -> None:
 
 
 def test_stix_bundle_with_etag(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:
-    url = peer.serve("/stix/bundle.json", bundle(indicators(5)), content_type=JSON, etag=True)
+    url = peer.serve("/stix/bundle.json", stix_bundle(*indicators(5)), content_type=JSON, etag=True)
     add_feed(state_db, "stix", "stix", url, actor=ACTOR)
     first = pull(state_db, "stix", client, actor=ACTOR)
     assert (first.status, first.fetched, first.added) == (FeedRunStatus.OK, 5, 5)
@@ -208,7 +204,7 @@ def test_stix_bundle_with_etag(state_db: StateDB, peer: HttpPeer, client: httpx.
     assert (second.status, second.fetched, second.added) == (FeedRunStatus.UNCHANGED, 0, 0)
     assert peer.requests[-1].headers["if-none-match"] == etag
 
-    peer.serve("/stix/bundle.json", bundle(indicators(8)), content_type=JSON, etag=True)
+    peer.serve("/stix/bundle.json", stix_bundle(*indicators(8)), content_type=JSON, etag=True)
     third = pull(state_db, "stix", client, actor=ACTOR)
     assert (third.status, third.added) == (FeedRunStatus.OK, 3)
     assert get_feed(state_db, "stix").etag != etag
@@ -219,7 +215,7 @@ def test_stix_bundle_with_etag(state_db: StateDB, peer: HttpPeer, client: httpx.
 
 def test_last_modified_is_sent_back(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:
     stamp = "Wed, 01 Oct 2026 06:00:00 GMT"
-    url = peer.serve("/b.json", bundle(indicators(2)), content_type=JSON, last_modified=stamp)
+    url = peer.serve("/b.json", stix_bundle(*indicators(2)), content_type=JSON, last_modified=stamp)
     add_feed(state_db, "lm", "stix", url, actor=ACTOR)
     assert pull(state_db, "lm", client, actor=ACTOR).added == 2
     assert pull(state_db, "lm", client, actor=ACTOR).status is FeedRunStatus.UNCHANGED
@@ -228,11 +224,11 @@ def test_last_modified_is_sent_back(state_db: StateDB, peer: HttpPeer, client: h
 
 def test_stix_bundle_from_a_file(state_db: StateDB, tmp_path: Path, client: httpx.Client) -> None:
     path = tmp_path / "bundle.json"
-    path.write_bytes(bundle(indicators(4)))
+    path.write_bytes(stix_bundle(*indicators(4)))
     add_feed(state_db, "file", "stix", str(path), actor=ACTOR)
     assert pull(state_db, "file", client, actor=ACTOR).added == 4
     assert pull(state_db, "file", client, actor=ACTOR).status is FeedRunStatus.UNCHANGED
-    path.write_bytes(bundle(indicators(6)))
+    path.write_bytes(stix_bundle(*indicators(6)))
     assert pull(state_db, "file", client, actor=ACTOR).added == 2
 
     update_feed(state_db, "file", url=f"file://{tmp_path / 'gone.json'}", actor=ACTOR)
@@ -448,7 +444,7 @@ def test_credentials_are_sent(state_db: StateDB, peer: HttpPeer, client: httpx.C
 def test_a_broken_feed_changes_nothing(state_db: StateDB, peer: HttpPeer, client: httpx.Client,
                                        kind: str, config: dict[str, object], status: int, body: bytes,
                                        content_type: str, message: str) -> None:
-    good = bundle(indicators(3)) if kind == "stix" else FEODO
+    good = stix_bundle(*indicators(3)) if kind == "stix" else FEODO
     url = peer.serve("/feed", good, content_type=JSON, etag=True)
     add_feed(state_db, "f", kind, url, config=config if "max_bytes" not in config else {}, actor=ACTOR)
     assert pull(state_db, "f", client, actor=ACTOR).added == 3
@@ -470,7 +466,7 @@ def test_a_broken_feed_changes_nothing(state_db: StateDB, peer: HttpPeer, client
 
 def test_redirects_are_not_followed_unless_the_client_says_so(state_db: StateDB, peer: HttpPeer,
                                                               client: httpx.Client) -> None:
-    target = peer.serve("/real.json", bundle(indicators(2)), content_type=JSON)
+    target = peer.serve("/real.json", stix_bundle(*indicators(2)), content_type=JSON)
     url = peer.serve("/moved.json", b"", status=302, headers={"Location": target})
     add_feed(state_db, "moved", "stix", url, actor=ACTOR)
     failed = pull(state_db, "moved", client, actor=ACTOR)
@@ -480,7 +476,7 @@ def test_redirects_are_not_followed_unless_the_client_says_so(state_db: StateDB,
 
 
 def test_a_feed_timing_out(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:
-    url = peer.serve("/slow.json", bundle(indicators(2)), content_type=JSON, delay=1.5)
+    url = peer.serve("/slow.json", stix_bundle(*indicators(2)), content_type=JSON, delay=1.5)
     add_feed(state_db, "slow", "stix", url, config={"timeout": 0.3}, actor=ACTOR)
     failed = pull(state_db, "slow", client, actor=ACTOR)
     assert failed.status is FeedRunStatus.FAILED
@@ -492,7 +488,7 @@ def test_a_feed_timing_out(state_db: StateDB, peer: HttpPeer, client: httpx.Clie
 
 
 def test_the_server_download_limit_applies(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:
-    url = peer.serve("/big.json", bundle(indicators(3000)), content_type=JSON)
+    url = peer.serve("/big.json", stix_bundle(*indicators(3000)), content_type=JSON)
     add_feed(state_db, "big", "stix", url, actor=ACTOR)
     failed = pull(state_db, "big", client, actor=ACTOR, settings=IntelSettings(max_download_mb=1))
     assert failed.error and "over the limit of 1,048,576 bytes" in failed.error
@@ -524,18 +520,18 @@ def test_pull_due(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> No
 
 
 def test_changing_the_source_starts_afresh(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:
-    url = peer.serve("/a.json", bundle(indicators(2)), content_type=JSON, etag=True)
+    url = peer.serve("/a.json", stix_bundle(*indicators(2)), content_type=JSON, etag=True)
     add_feed(state_db, "s", "stix", url, actor=ACTOR)
     pull(state_db, "s", client, actor=ACTOR)
     assert get_feed(state_db, "s").etag
-    other = peer.serve("/b.json", bundle(indicators(3)), content_type=JSON, etag=True)
+    other = peer.serve("/b.json", stix_bundle(*indicators(3)), content_type=JSON, etag=True)
     assert update_feed(state_db, "s", url=other, actor=ACTOR).etag is None
     assert pull(state_db, "s", client, actor=ACTOR).added == 1
 
 
 def test_removing_a_feed_keeps_its_indicators(state_db: StateDB, peer: HttpPeer,
                                               client: httpx.Client) -> None:
-    url = peer.serve("/a.json", bundle(indicators(2)), content_type=JSON)
+    url = peer.serve("/a.json", stix_bundle(*indicators(2)), content_type=JSON)
     add_feed(state_db, "s", "stix", url, actor=ACTOR)
     pull(state_db, "s", client, actor=ACTOR)
     remove_feed(state_db, "s", actor=ACTOR)
@@ -547,7 +543,7 @@ def test_removing_a_feed_keeps_its_indicators(state_db: StateDB, peer: HttpPeer,
 def test_a_pull_overtaken_by_another_stores_nothing(state_db: StateDB, peer: HttpPeer,
                                                     client: httpx.Client,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    url = peer.serve("/a.json", bundle(indicators(2)), content_type=JSON, etag=True)
+    url = peer.serve("/a.json", stix_bundle(*indicators(2)), content_type=JSON, etag=True)
     add_feed(state_db, "s", "stix", url, actor=ACTOR)
     real_fetch = feeds.fetch
 
@@ -567,7 +563,7 @@ def test_a_pull_overtaken_by_another_stores_nothing(state_db: StateDB, peer: Htt
 
 
 def test_pull_time_is_recorded(state_db: StateDB, peer: HttpPeer, client: httpx.Client) -> None:
-    url = peer.serve("/a.json", bundle(indicators(1)), content_type=JSON)
+    url = peer.serve("/a.json", stix_bundle(*indicators(1)), content_type=JSON)
     add_feed(state_db, "s", "stix", url, actor=ACTOR)
     started = datetime.now(UTC)
     run = pull(state_db, "s", client, actor=ACTOR)

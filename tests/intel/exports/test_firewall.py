@@ -11,8 +11,6 @@ import random
 import re
 import shutil
 import subprocess
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from intel.factories import NOW, view
 from vigil.core.errors import InputError
 from vigil.intel.exports import nets
 from vigil.intel.exports.firewall import ipset, iptables, nftables
 from vigil.intel.exports.registry import ExportOptions, FirewallAction
-from vigil.intel.normalize import indicator_id
-from vigil.intel.types import TLP, IndicatorType, IndicatorView, Observable, SourceView
+from vigil.intel.types import TLP
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SBIN = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-
-
-def view(kind: str, value: str, **changes: Any) -> IndicatorView:
-    """An active, exportable indicator (TLP:GREEN) unless ``changes`` say otherwise."""
-    t = IndicatorType(kind)
-    base = IndicatorView(
-        id=indicator_id(t, value), type=t, value=value, pattern=None, stix_id=None, name=None,
-        description=None, confidence=80, base_score=80, score=72.5, active=True, tlp=TLP.GREEN,
-        markings=(), labels=(), attack=(), malware=(), valid_from=None, valid_until=None,
-        revoked=False, first_seen=NOW, last_seen=NOW, last_sighting=None, sightings_seen=0,
-        sightings_false_positive=0, sightings_expired=0, allowlisted=None,
-        observables=(Observable(t, value),), sources=(SourceView("feed", NOW, NOW),), stix=None)
-    return replace(base, **changes)
 
 
 def tool(name: str) -> str:

@@ -6,31 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
 
+from intel.factories import NOW, view
 from vigil.intel.exports.lists import CSV_FIELDS, ZEEK_FIELDS, cdb_keys, plain, to_csv, wazuh_cdb, zeek
 from vigil.intel.exports.nets import parse
 from vigil.intel.exports.registry import ExportOptions
-from vigil.intel.normalize import indicator_id
-from vigil.intel.types import TLP, IndicatorType, IndicatorView, Observable, SourceView
-
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def view(kind: str, value: str, **changes: Any) -> IndicatorView:
-    """An active, exportable indicator (TLP:GREEN) unless ``changes`` say otherwise."""
-    t = IndicatorType(kind)
-    base = IndicatorView(
-        id=indicator_id(t, value), type=t, value=value, pattern=None, stix_id=None, name=None,
-        description=None, confidence=80, base_score=80, score=72.5, active=True, tlp=TLP.GREEN,
-        markings=(), labels=(), attack=(), malware=(), valid_from=None, valid_until=None,
-        revoked=False, first_seen=NOW, last_seen=NOW, last_sighting=None, sightings_seen=0,
-        sightings_false_positive=0, sightings_expired=0, allowlisted=None,
-        observables=(Observable(t, value),), sources=(SourceView("feed", NOW, NOW),), stix=None)
-    return replace(base, **changes)
-
+from vigil.intel.types import TLP, IndicatorType, Observable, SourceView
 
 WITHHELD = [view("ipv4", "203.0.113.1", tlp=TLP.RED), view("ipv4", "203.0.113.2", active=False),
             view("ipv4", "203.0.113.3", allowlisted="rfc5737"),

@@ -14,11 +14,12 @@ import orjson
 import pytest
 from pymisp import MISPAttribute, MISPEvent, MISPObject, MISPOrganisation
 
+from intel.factories import stored
 from vigil.core.errors import InputError, ParseError
 from vigil.intel.formats.misp import parse_event, parse_manifest, read_tags
 from vigil.intel.formats.misp_export import VIGIL_ORG_UUID, event_uuid, to_feed
-from vigil.intel.normalize import indicator_id, make_input
-from vigil.intel.types import TLP, IndicatorInput, IndicatorType, IndicatorView, SourceView
+from vigil.intel.normalize import make_input
+from vigil.intel.types import TLP, IndicatorInput, IndicatorType, IndicatorView
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "misp"
 ORG_UUID = "1b2c3d4e-0000-4000-8000-00000000000b"
@@ -349,18 +350,8 @@ SEEN = datetime(2026, 9, 1, 8, tzinfo=UTC)
 LAST = datetime(2026, 9, 30, 20, 15, tzinfo=UTC)
 
 
-def view(item: IndicatorInput, confidence: int = 70) -> IndicatorView:
-    first = item.first_seen or SEEN
-    last = item.last_seen or LAST
-    return IndicatorView(
-        id=indicator_id(item.type, item.value), type=item.type, value=item.value, pattern=item.pattern,
-        stix_id=None, name=item.name, description=item.description,
-        confidence=item.confidence if item.confidence is not None else confidence, base_score=confidence,
-        score=float(confidence), active=True, tlp=item.tlp, markings=(), labels=item.labels,
-        attack=item.attack, malware=item.malware, valid_from=None, valid_until=None, revoked=False,
-        first_seen=first, last_seen=last, last_sighting=None, sightings_seen=0, sightings_false_positive=0,
-        sightings_expired=0, allowlisted=None, observables=item.observables,
-        sources=(SourceView("test", first, last),), stix=None)
+def view(item: IndicatorInput) -> IndicatorView:
+    return stored(item, seen=SEEN, last_seen=LAST, base_score=70)
 
 
 def _views() -> list[IndicatorView]:

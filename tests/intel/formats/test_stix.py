@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from stix2patterns.v21.pattern import Pattern
 from stix2patterns.validator import run_validator
 
+from intel.factories import stix_bundle, stix_indicator, stix_time, stored
 from vigil.core.errors import InputError, ParseError
 from vigil.intel.formats import stix_patterns, tlp
 from vigil.intel.formats.stix import parse_bundle, parse_objects, to_bundle
@@ -41,47 +41,26 @@ def by_id(items: list[IndicatorInput]) -> dict[str | None, IndicatorInput]:
 
 
 def indicator(pattern: str, number: int = 1, /, **fields: object) -> dict[str, object]:
-    item: dict[str, object] = {
-        "type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{number:012d}",
-        "created": "2026-01-05T10:00:00.000Z", "modified": "2026-01-05T10:00:00.000Z",
-        "pattern": pattern, "pattern_type": "stix", "valid_from": "2026-01-05T10:00:00.000Z",
-    }
-    item.update(fields)
-    return item
-
-
-def bundle(*objects: dict[str, object]) -> bytes:
-    return orjson.dumps({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000",
-                         "objects": list(objects)})
+    stix_id = f"indicator--00000000-0000-4000-8000-{number:012d}"
+    return stix_indicator(stix_id, pattern, stix_time(T0), **fields)
 
 
 def one(pattern: str, /, **fields: object) -> IndicatorInput:
-    parsed = parse_bundle(bundle(indicator(pattern, **fields)), "test")
+    parsed = parse_bundle(stix_bundle(indicator(pattern, **fields)), "test")
     assert parsed.problems == []
     assert len(parsed.indicators) == 1
     return parsed.indicators[0]
 
 
 def problems(pattern: str, /, **fields: object) -> list[str]:
-    parsed = parse_bundle(bundle(indicator(pattern, **fields)), "test")
+    parsed = parse_bundle(stix_bundle(indicator(pattern, **fields)), "test")
     assert parsed.indicators == []
     return parsed.problems
 
 
 def view(item: IndicatorInput, **changes: object) -> IndicatorView:
     """The view the store would give back of an imported indicator."""
-    first = item.first_seen or T0
-    made = IndicatorView(
-        id=indicator_id(item.type, item.value), type=item.type, value=item.value, pattern=item.pattern,
-        stix_id=item.stix_id, name=item.name, description=item.description,
-        confidence=item.confidence if item.confidence is not None else 50, base_score=50, score=50.0,
-        active=True, tlp=item.tlp, markings=item.markings, labels=item.labels, attack=item.attack,
-        malware=item.malware, valid_from=item.valid_from, valid_until=item.valid_until, revoked=item.revoked,
-        first_seen=first, last_seen=item.last_seen or first, last_sighting=None, sightings_seen=0,
-        sightings_false_positive=0, sightings_expired=0, allowlisted=None, observables=item.observables,
-        sources=(), stix=item.stix,
-    )
-    return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
+    return stored(item, seen=T0, **changes)
 
 
 def new_view(kind: IndicatorType, value: str, **changes: object) -> IndicatorView:
@@ -368,9 +347,9 @@ def test_invalid_patterns_are_problems(pattern, message):
 
 
 def test_an_invalid_pattern_does_not_stop_the_rest():
-    parsed = parse_bundle(bundle(indicator("[ipv4-addr:value = '198.51.100.1']", 1),
-                                 indicator("[ipv4-addr:value = 198.51.100.2]", 2),
-                                 indicator("[ipv4-addr:value = '198.51.100.3']", 3)), "test")
+    parsed = parse_bundle(stix_bundle(indicator("[ipv4-addr:value = '198.51.100.1']", 1),
+                                      indicator("[ipv4-addr:value = 198.51.100.2]", 2),
+                                      indicator("[ipv4-addr:value = '198.51.100.3']", 3)), "test")
 
     assert [item.value for item in parsed.indicators] == ["198.51.100.1", "198.51.100.3"]
     assert len(parsed.problems) == 1
@@ -475,7 +454,7 @@ def test_tlp2_marking_recognised_by_its_extension():
                "extensions": {tlp.TLP2_EXTENSION_ID: {"extension_type": "property-extension",
                                                       "tlp_2_0": "amber+strict"}}}
     item = indicator("[domain-name:value = 'a.example']", object_marking_refs=[marking["id"]])
-    parsed = parse_bundle(bundle(marking, item), "test")
+    parsed = parse_bundle(stix_bundle(marking, item), "test")
 
     assert parsed.indicators[0].tlp is TLP.AMBER_STRICT
     assert parsed.skipped == 0
@@ -492,7 +471,7 @@ def test_tlp1_style_definitions(definition, level):
                "created": "2024-01-01T00:00:00.000Z", "definition_type": "TLP", "definition": definition}
     item = indicator("[domain-name:value = 'a.example']", object_marking_refs=[marking["id"]])
 
-    assert parse_bundle(bundle(marking, item), "test").indicators[0].tlp is level
+    assert parse_bundle(stix_bundle(marking, item), "test").indicators[0].tlp is level
 
 
 def test_the_strictest_tlp_marking_wins():
@@ -536,7 +515,7 @@ def test_attack_and_malware_through_relationships():
                  ("indicates", ind["id"], "malware--11111111-2222-4333-8444-999999999999"),
                  ("uses", malware["id"], technique["id"]),
              ])]
-    parsed = parse_bundle(bundle(ind, malware, technique, *links), "test")
+    parsed = parse_bundle(stix_bundle(ind, malware, technique, *links), "test")
 
     item = parsed.indicators[0]
     assert item.malware == ("QakBot",)
