@@ -95,13 +95,27 @@ class BackgroundWriter:
     def __init__(self, store: EventStore, on_written: Callable[[Tables], object] | None = None) -> None:
         self.store = store
         self.on_written = on_written
-        """Called on the writer's thread with each batch once it is committed (intel matching);
-        its failures are logged, never raised: matching must not stop storing."""
+        """Called with each batch once it is committed (intel matching), on a thread of its
+        own so that the next write goes on meanwhile; its failures are logged, never raised:
+        matching must not stop storing."""
         self.result = WriteResult()
         self._queue: queue.Queue[Tables | None] = queue.Queue(maxsize=1)
+        self._written: queue.Queue[Tables | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
+        self._hook: threading.Thread | None = None
+        if on_written is not None:
+            self._hook = threading.Thread(target=self._run_hook, args=(on_written,), name="store-hook",
+                                          daemon=True)
+            self._hook.start()
+
+    def _run_hook(self, hook: Callable[[Tables], object]) -> None:
+        while (tables := self._written.get()) is not None:
+            try:
+                hook(tables)
+            except Exception:
+                log.exception("matching a stored batch failed")
 
     def _run(self) -> None:
         while (tables := self._queue.get()) is not None:
@@ -114,11 +128,8 @@ class BackgroundWriter:
                 continue
             self.result.stored += written.stored
             self.result.duplicates += written.duplicates
-            if self.on_written is not None and written.stored:
-                try:
-                    self.on_written(tables)
-                except Exception:
-                    log.exception("matching a stored batch failed")
+            if self._hook is not None and written.stored:
+                self._written.put(tables)
             for source, count in written.by_source.items():
                 self.result.by_source[source] += count
 
@@ -132,6 +143,9 @@ class BackgroundWriter:
         """Wait for every queued write; re-raise a failure of the writer thread."""
         self._queue.put(None)
         self._thread.join()
+        if self._hook is not None:
+            self._written.put(None)
+            self._hook.join()
         self._raise()
         return self.result
 
