@@ -131,7 +131,7 @@ def main() -> None:
         assert matcher is not None
         found = matcher.totals
         print(f"live matching: {found.events:,} events matched in {found.seconds:.1f} s "
-              f"({found.events / max(found.seconds, 1e-9):,.0f} ev/s in the writer thread)", flush=True)
+              f"({found.events / max(found.seconds, 1e-9):,.0f} ev/s on the matching thread)", flush=True)
         print(f"live matching: {found.hits:,} hits, {found.alerts_created:,} alerts; adds "
               f"{(matched - plain) / plain * 100:+.1f} % to ingestion time (target < 20 %)", flush=True)
         rng = random.Random(11)

@@ -43,9 +43,11 @@ def build_runtime(vigil: Vigil, registry: Registry) -> IngestRuntime:
             rules=lambda: select_rules(enabled_compiled(vigil.db), detect.min_level,
                                        detect.statuses))
     if vigil.settings.intel.live_matching:
-        runtime.on_tables = IntelMatcher(
+        matcher = IntelMatcher(
             vigil.db, vigil.store, vigil.settings.intel, suppress_seconds=detect.suppress_seconds,
             grouping=vigil.grouping, reload_seconds=detect.reload_seconds)
+        matcher.warm()
+        runtime.on_tables = matcher
     runtime.start()
     return runtime
 

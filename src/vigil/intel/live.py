@@ -96,6 +96,17 @@ class IntelMatcher:
     def close(self) -> None:
         self._conn.close()
 
+    def warm(self) -> threading.Thread:
+        """Load the index on a thread of its own (a million indicators take seconds), so that
+        the first batch after a start does not wait for it."""
+        def load() -> None:
+            with self._lock:
+                self.refresh(force=True)
+
+        thread = threading.Thread(target=load, name="intel-index", daemon=True)
+        thread.start()
+        return thread
+
     def refresh(self, *, force: bool = False) -> None:
         """Reload the index if the indicators changed (checked every ``reload_seconds``), and
         entirely every ``FULL_RELOAD_SECONDS`` (sightings extend an indicator's life without
