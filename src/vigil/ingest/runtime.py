@@ -7,6 +7,7 @@ take records; it raises ``OverloadedError`` when the store falls behind (back-pr
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +49,8 @@ class IngestRuntime:
         self.settings = settings
         self.on_stored: StoredHook | None = None
         self.on_tables: TablesHook | None = None
+        self._tables: queue.Queue[Mapping[LogSource, pa.Table] | None] = queue.Queue(maxsize=4)
+        self._hook: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         self.received = registry.counter("vigil_events_received_total",
@@ -73,6 +76,10 @@ class IngestRuntime:
         position = self.store.position(STREAM)
         if position is not None:
             self.spool.committed(position)
+        if self.on_tables is not None:
+            self._hook = threading.Thread(target=self._run_hook, args=(self.on_tables,),
+                                          name="ingest-hook", daemon=True)
+            self._hook.start()
         self._thread.start()
 
     def accept(self, records: list[SpoolRecord], source: str) -> Future[int]:
@@ -84,6 +91,9 @@ class IngestRuntime:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        if self._hook is not None:
+            self._tables.put(None)
+            self._hook.join(timeout=30)
         self.spool.close()
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -129,10 +139,16 @@ class IngestRuntime:
                 self.on_stored(set(written.by_source), [e.id for e in events])
             except Exception:  # detection must never stop ingestion
                 log.exception("detection on a stored batch failed")
-        if self.on_tables is not None and written.stored:
+        if self._hook is not None and written.stored:
+            self._tables.put(tables)  # matched on the hook thread; waits when it is 4 behind
+
+    def _run_hook(self, hook: TablesHook) -> None:
+        """Intel matching of committed batches, beside the worker (the next batch is parsed
+        and stored meanwhile)."""
+        while (tables := self._tables.get()) is not None:
             try:
-                self.on_tables(tables)
-            except Exception:  # nor must matching
+                hook(tables)
+            except Exception:  # matching must never stop ingestion
                 log.exception("intel matching on a stored batch failed")
 
 
