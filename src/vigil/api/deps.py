@@ -15,6 +15,7 @@ from fastapi import Depends, Header, Request
 
 from vigil.app import Vigil
 from vigil.core.auth import Permission, Principal
+from vigil.core.errors import TooLargeError
 from vigil.ingest.runtime import IngestRuntime
 from vigil.people.auth import authenticate
 
@@ -69,3 +70,17 @@ def requires(permission: Permission) -> Any:
 Reader = Annotated[Principal, requires(Permission.EVENTS_READ)]
 Sender = Annotated[Principal, requires(Permission.EVENTS_INGEST)]
 AlertReader = Annotated[Principal, requires(Permission.ALERTS_READ)]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) past ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"request body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

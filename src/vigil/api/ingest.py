@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from vigil.api.deps import RuntimeDep, Sender, VigilDep
+from vigil.api.deps import RuntimeDep, Sender, VigilDep, read_body
 from vigil.core.errors import InputError, TooLargeError
 from vigil.core.timeutil import to_micros, utcnow
 from vigil.events.formats import Framing, detect_format, get_format
@@ -26,19 +26,6 @@ router = APIRouter(prefix="/api/v1", tags=["ingest"])
 class IngestAccepted(BaseModel):
     accepted: int
     source: str
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"request body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -83,7 +70,7 @@ async def ingest(
 ) -> IngestAccepted:
     """Accept events as NDJSON or a JSON array (optionally gzip-compressed)."""
     limit = vigil.settings.ingest.http_max_body
-    body = await _read_body(request, limit)
+    body = await read_body(request, limit)
     if request.headers.get("content-encoding", "").lower() == "gzip":
         body = _gunzip(body, limit)
     records = _split_json(body)

@@ -21,9 +21,8 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from vigil.api.deps import VigilDep, requires
+from vigil.api.deps import VigilDep, read_body, requires
 from vigil.core.auth import Permission, Principal
-from vigil.core.errors import TooLargeError
 from vigil.intel import lists
 from vigil.intel import service as intel
 from vigil.intel.export import MAX_AGE_DAYS, ExportFormat, ExportOptions, export, selection
@@ -196,20 +195,6 @@ def json_response(data: object, status_code: int = 200) -> Response:
     """Views serialised as they are (their fields are exactly the declared model's)."""
     return Response(orjson.dumps(data, option=orjson.OPT_UTC_Z), status_code=status_code,
                     media_type="application/json")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) past ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"request body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _allowlist(view: lists.AllowlistView) -> AllowlistOut:
