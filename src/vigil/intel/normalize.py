@@ -51,6 +51,12 @@ _DEFANG = (
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as error messages quote it: its repr, cut short (a rejected value may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value)):,} characters)"
+
+
 def refang(text: str) -> str:
     """``hxxp://evil[.]example`` → ``http://evil.example`` (and the other common forms)."""
     value = text.strip()
@@ -68,7 +74,7 @@ def _ip(value: str) -> tuple[IndicatorType, str]:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise InputError(f"not an IP address: {value!r}") from None
+        raise InputError(f"not an IP address: {_shown(value)}") from None
     return (IndicatorType.IPV4 if address.version == 4 else IndicatorType.IPV6), str(address)
 
 
@@ -76,7 +82,7 @@ def _cidr(value: str) -> tuple[IndicatorType, str]:
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise InputError(f"not an IP network: {value!r}") from None
+        raise InputError(f"not an IP network: {_shown(value)}") from None
     if network.prefixlen == network.max_prefixlen:
         return _ip(str(network.network_address))
     return IndicatorType.CIDR, str(network)
@@ -88,16 +94,16 @@ def domain(value: str) -> str:
     if text.startswith("*."):
         text = text[2:]
     if not text or len(text) > 253:
-        raise InputError(f"not a domain name: {value!r}")
+        raise InputError(f"not a domain name: {_shown(value)}")
     try:
         text = text.encode("idna").decode("ascii") if not text.isascii() else text
     except UnicodeError:
-        raise InputError(f"not a domain name (IDNA): {value!r}") from None
+        raise InputError(f"not a domain name (IDNA): {_shown(value)}") from None
     labels = text.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise InputError(f"not a domain name: {value!r}")
+        raise InputError(f"not a domain name: {_shown(value)}")
     if labels[-1].isdigit():
-        raise InputError(f"not a domain name (an IP address?): {value!r}")
+        raise InputError(f"not a domain name (an IP address?): {_shown(value)}")
     return text
 
 
@@ -110,11 +116,11 @@ def url(value: str) -> str:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        raise InputError(f"not a URL: {value!r}") from None
+        raise InputError(f"not a URL: {_shown(value)}") from None
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
     if not scheme or not host:
-        raise InputError(f"not a URL (no host): {value!r}")
+        raise InputError(f"not a URL (no host): {_shown(value)}")
     try:
         host = str(ipaddress.ip_address(host.strip("[]")))
         if ":" in host:
@@ -135,7 +141,7 @@ def email(value: str) -> str:
     if text.lower().startswith("mailto:"):
         text = text[7:]
     if not _EMAIL.match(text):
-        raise InputError(f"not an e-mail address: {value!r}")
+        raise InputError(f"not an e-mail address: {_shown(value)}")
     local, _, host = text.rpartition("@")
     return f"{local}@{domain(host)}"
 
@@ -144,9 +150,9 @@ def hash_value(kind: IndicatorType, value: str) -> str:
     text = value.strip().lower()
     expected = _HASH_LENGTHS.get(len(text))
     if not _HEX.match(text) or expected is None:
-        raise InputError(f"not a hash: {value!r}")
+        raise InputError(f"not a hash: {_shown(value)}")
     if expected is not kind:
-        raise InputError(f"a {kind.value} has {_length(kind)} hex digits, not {len(text)}: {value!r}")
+        raise InputError(f"a {kind.value} has {_length(kind)} hex digits, not {len(text)}: {_shown(value)}")
     return text
 
 
@@ -171,7 +177,7 @@ def canonical(kind: IndicatorType, value: str) -> tuple[IndicatorType, str]:
     if kind in (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR):
         found = _cidr(text) if "/" in text else _ip(text)
         if kind is not IndicatorType.CIDR and found[0] is not kind and found[0] is not IndicatorType.CIDR:
-            raise InputError(f"not an {kind.value} address: {value!r}")
+            raise InputError(f"not an {kind.value} address: {_shown(value)}")
         return found
     if kind is IndicatorType.DOMAIN:
         return kind, domain(text)
@@ -184,7 +190,7 @@ def canonical(kind: IndicatorType, value: str) -> tuple[IndicatorType, str]:
     if kind is IndicatorType.JA3:
         ja3 = text.lower()
         if len(ja3) != 32 or not _HEX.match(ja3):
-            raise InputError(f"a JA3 fingerprint is an MD5 (32 hex digits): {value!r}")
+            raise InputError(f"a JA3 fingerprint is an MD5 (32 hex digits): {_shown(value)}")
         return kind, ja3
     return kind, text
 
